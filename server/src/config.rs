@@ -1,0 +1,233 @@
+//! Server configuration: one clap struct, every flag with a `ROOMCAST_*` environment twin.
+//!
+//! `Config::default()` equals what the binary runs with when no flag or variable is set (a test
+//! keeps the two in step), so tests build a config in one line and change only what they test.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Everything `roomcast-server` can be told. Sizes accept `65536`, `64KiB`, `1MiB`; durations
+/// accept `500ms`, `20s`, `1m`.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "roomcast-server", version, about, long_about = LONG_ABOUT)]
+pub struct Config {
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines (and set
+    /// --api-key then).
+    #[arg(long, env = "ROOMCAST_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on. When neither this flag nor ROOMCAST_PORT is set, PORT is read (as
+    /// Render and Heroku set it), then 8000. 0 picks a free port and logs it.
+    #[arg(long, env = "ROOMCAST_PORT")]
+    pub port: Option<u16>,
+
+    /// How often an idle session is pinged (WebSocket ping frame).
+    #[arg(long, env = "ROOMCAST_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// How long after a ping a session may stay silent (no pong, no frame) before it is evicted
+    /// with close code 4000. A dead client is gone between this and ping-interval + this.
+    #[arg(long, env = "ROOMCAST_PING_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub ping_timeout: Duration,
+
+    /// Largest backlog queued for one session. A reader that falls this far behind is evicted
+    /// with close code 4001 (slow); the room never waits for it.
+    #[arg(long, env = "ROOMCAST_MAX_QUEUE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_queue_bytes: usize,
+
+    /// How long one socket write may stall before the session is evicted as slow (4001).
+    #[arg(long, env = "ROOMCAST_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Largest frame a client may send (also the largest HTTP publish body). Larger frames close
+    /// the session with 1009; larger bodies get HTTP 413.
+    #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
+    pub max_message_bytes: usize,
+
+    /// Most WebSocket sessions open at once; past it, upgrades get HTTP 503.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Most rooms one typed session may be in at once.
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS_PER_SESSION", default_value_t = DEFAULT_MAX_ROOMS_PER_SESSION)]
+    pub max_rooms_per_session: usize,
+
+    /// Frames per second one session may send, sustained. Faster frames are refused with an
+    /// error frame (rate_limited); a session that keeps flooding is closed with 4002.
+    #[arg(long, env = "ROOMCAST_RATE_PER_SECOND", default_value_t = DEFAULT_RATE_PER_SECOND)]
+    pub rate_per_second: u32,
+
+    /// Frames one session may send in a burst above the sustained rate.
+    #[arg(long, env = "ROOMCAST_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
+
+    /// Messages each room keeps for recovery and replay (0 disables history).
+    #[arg(long, env = "ROOMCAST_HISTORY_SIZE", default_value_t = DEFAULT_HISTORY_SIZE)]
+    pub history_size: usize,
+
+    /// Bytes of messages each room keeps at most; the oldest go first.
+    #[arg(long, env = "ROOMCAST_HISTORY_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+    pub history_bytes: usize,
+
+    /// How long an empty room keeps its history, so a member who was alone can reconnect and
+    /// recover. 0 removes a room as soon as its last member leaves.
+    #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "2m", value_parser = parse_duration)]
+    pub room_ttl: Duration,
+
+    /// Room-name prefixes whose rooms deliver their latest message to every joining session
+    /// ("latest state", e.g. `pagamento_` for payment-status rooms). Repeat the flag or
+    /// separate with commas.
+    #[arg(long, env = "ROOMCAST_LATEST_ON_JOIN", value_delimiter = ',')]
+    pub latest_on_join: Vec<String>,
+
+    /// Key required as `Authorization: Bearer <key>` to publish over HTTP. Without it,
+    /// publishing is accepted from loopback peers only.
+    #[arg(long, env = "ROOMCAST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// How long shutdown waits for sessions to close after telling them (1001) before exiting.
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+const LONG_ABOUT: &str = "\
+roomcast-server: WebSocket rooms compatible with the Django Channels tutorial chat.
+
+Sockets: ws://HOST/ws/chat/<room>/ (tutorial JSON, or the typed protocol with the
+`roomcast.v1` subprotocol) and ws://HOST/ws (typed, no room joined).
+HTTP: /chat/<room>/send-test/, /api/..., /healthz, /readyz, /metrics.
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=roomcast_server=debug) for more.";
+
+/// Default for `--max-connections`: well above the 10,000-client load tests, well below what a
+/// default `ulimit -n` of 1,048,576 file descriptors allows.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Default for `--max-rooms-per-session`.
+pub const DEFAULT_MAX_ROOMS_PER_SESSION: usize = 100;
+/// Default for `--rate-per-second`: far above human typing, low enough to stop a runaway loop.
+pub const DEFAULT_RATE_PER_SECOND: u32 = 100;
+/// Default for `--rate-burst`.
+pub const DEFAULT_RATE_BURST: u32 = 200;
+/// Default for `--history-size`.
+pub const DEFAULT_HISTORY_SIZE: usize = 100;
+/// The port used when no flag, `ROOMCAST_PORT` or `PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 8000;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: None,
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(30),
+            max_queue_bytes: 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_rooms_per_session: DEFAULT_MAX_ROOMS_PER_SESSION,
+            rate_per_second: DEFAULT_RATE_PER_SECOND,
+            rate_burst: DEFAULT_RATE_BURST,
+            history_size: DEFAULT_HISTORY_SIZE,
+            history_bytes: 1024 * 1024,
+            room_ttl: Duration::from_secs(120),
+            latest_on_join: Vec::new(),
+            api_key: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The port to bind: `--port`/`ROOMCAST_PORT`, else `PORT`, else [`DEFAULT_PORT`].
+    pub fn resolved_port(&self) -> Result<u16, String> {
+        if let Some(port) = self.port {
+            return Ok(port);
+        }
+        match std::env::var("PORT") {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| format!("PORT={text:?} is not a port number (0-65535)")),
+            Err(_) => Ok(DEFAULT_PORT),
+        }
+    }
+
+    /// Whether `room` delivers its latest message on join (`--latest-on-join`).
+    pub fn latest_on_join(&self, room: &str) -> bool {
+        self.latest_on_join
+            .iter()
+            .any(|prefix| !prefix.is_empty() && room.starts_with(prefix.as_str()))
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; write durations like 500ms, 20s or 1m"))
+}
+
+/// Parses `65536`, `64KiB`, `64KB`, `64k`, `1MiB`, `1M` (binary multiples throughout: memory
+/// bounds are sized in KiB and MiB).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write 65536, 64KiB or 1MiB"))?;
+    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_matches_the_flags_defaults() {
+        let parsed = Config::try_parse_from(["roomcast-server"]).expect("no flags parse");
+        // Environment twins could differ on a developer machine; compare what they cannot set.
+        if std::env::vars().all(|(k, _)| !k.starts_with("ROOMCAST_")) {
+            assert_eq!(parsed, Config::default());
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_read_the_way_people_write_them() {
+        let config = Config::try_parse_from([
+            "roomcast-server",
+            "--ping-interval=500ms",
+            "--ping-timeout=1m",
+            "--max-queue-bytes=64KiB",
+            "--latest-on-join=pagamento_,status-",
+        ])
+        .expect("flags parse");
+        assert_eq!(config.ping_interval, Duration::from_millis(500));
+        assert_eq!(config.ping_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_queue_bytes, 65536);
+        assert!(config.latest_on_join("pagamento_42"));
+        assert!(config.latest_on_join("status-x"));
+        assert!(!config.latest_on_join("lobby"));
+    }
+
+    #[test]
+    fn bad_values_explain_the_expected_shape() {
+        let err = Config::try_parse_from(["roomcast-server", "--ping-interval=soon"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("500ms, 20s or 1m")));
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert!(parse_bytes("12 parsecs").is_err());
+    }
+}

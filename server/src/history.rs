@@ -1,0 +1,190 @@
+//! A room's recent messages, bounded in count and bytes, and the frames each one encodes to.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use roomcast_protocol::{RoomName, UserName};
+
+use crate::frames::{self, Protocol};
+
+/// One published message. It is encoded at most once per protocol, however many members and
+/// replays deliver it; every delivery shares those bytes.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub(crate) room: RoomName,
+    pub(crate) user: UserName,
+    pub(crate) seq: u64,
+    pub(crate) ts: u64,
+    pub(crate) text: Box<str>,
+    typed: OnceLock<Utf8Bytes>,
+    tutorial: OnceLock<Utf8Bytes>,
+}
+
+impl Published {
+    pub(crate) fn new(room: RoomName, user: UserName, seq: u64, ts: u64, text: &str) -> Self {
+        Self {
+            room,
+            user,
+            seq,
+            ts,
+            text: text.into(),
+            typed: OnceLock::new(),
+            tutorial: OnceLock::new(),
+        }
+    }
+
+    /// The frame for members speaking `protocol`, encoded on first use.
+    pub(crate) fn frame(&self, protocol: Protocol) -> Utf8Bytes {
+        let cell = match protocol {
+            Protocol::Typed => &self.typed,
+            Protocol::Tutorial => &self.tutorial,
+        };
+        cell.get_or_init(|| frames::message(self, protocol)).clone()
+    }
+
+    /// What this entry costs in history: the text, both possible encodings, and the envelope.
+    fn charged_bytes(&self) -> usize {
+        3 * self.text.len() + 256
+    }
+}
+
+/// The last messages of a room: at most `max_entries` and about `max_bytes`, oldest dropped
+/// first. Sequence numbers in it are consecutive.
+#[derive(Debug)]
+pub(crate) struct History {
+    entries: VecDeque<Arc<Published>>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+/// The outcome of asking for what came after a position.
+#[derive(Debug)]
+pub(crate) enum Since<'a> {
+    /// Every message after the position is still held (possibly none).
+    Complete(Vec<&'a Arc<Published>>),
+    /// Some are gone; these are the ones still held after the position.
+    Partial(Vec<&'a Arc<Published>>),
+}
+
+impl History {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keeps `message` (unless history is disabled), dropping the oldest past either bound.
+    pub(crate) fn push(&mut self, message: Arc<Published>) {
+        if self.max_entries == 0 {
+            return;
+        }
+        self.bytes += message.charged_bytes();
+        self.entries.push_back(message);
+        while self.entries.len() > self.max_entries
+            || (self.bytes > self.max_bytes && self.entries.len() > 1)
+        {
+            if let Some(old) = self.entries.pop_front() {
+                self.bytes -= old.charged_bytes();
+            }
+        }
+    }
+
+    /// The newest message, for latest-state rooms.
+    pub(crate) fn latest(&self) -> Option<&Arc<Published>> {
+        self.entries.back()
+    }
+
+    /// Messages after `seq`, given that the room's last seq is `last_seq`.
+    pub(crate) fn after(&self, seq: u64, last_seq: u64) -> Since<'_> {
+        if seq > last_seq {
+            // A position from the future of this epoch cannot be ours: do not claim recovery.
+            return Since::Partial(Vec::new());
+        }
+        let held: Vec<_> = self.entries.iter().filter(|m| m.seq > seq).collect();
+        let complete = seq == last_seq || held.first().is_some_and(|first| first.seq == seq + 1);
+        if complete {
+            Since::Complete(held)
+        } else {
+            Since::Partial(held)
+        }
+    }
+
+    /// Messages with seq greater than `since`, oldest first, at most `limit` (HTTP history).
+    pub(crate) fn page(&self, since: u64, limit: usize) -> Vec<Arc<Published>> {
+        self.entries
+            .iter()
+            .filter(|m| m.seq > since)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64) -> Arc<Published> {
+        let room = RoomName::new("r").expect("valid room");
+        let user = UserName::new("u").expect("valid user");
+        Arc::new(Published::new(room, user, seq, 0, "hello"))
+    }
+
+    fn filled(max_entries: usize, last: u64) -> History {
+        let mut history = History::new(max_entries, usize::MAX);
+        (1..=last).for_each(|seq| history.push(message(seq)));
+        history
+    }
+
+    fn seqs(list: &[&Arc<Published>]) -> Vec<u64> {
+        list.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn keeps_the_newest_entries() {
+        let history = filled(3, 10);
+        assert_eq!(
+            history
+                .page(0, 10)
+                .iter()
+                .map(|m| m.seq)
+                .collect::<Vec<_>>(),
+            [8, 9, 10]
+        );
+    }
+
+    #[test]
+    fn recovery_is_complete_only_without_a_gap() {
+        let history = filled(5, 10);
+        assert!(matches!(history.after(6, 10), Since::Complete(l) if seqs(&l) == [7, 8, 9, 10]));
+        assert!(matches!(history.after(5, 10), Since::Complete(l) if seqs(&l) == [6, 7, 8, 9, 10]));
+        assert!(matches!(history.after(4, 10), Since::Partial(l) if seqs(&l) == [6, 7, 8, 9, 10]));
+        assert!(matches!(history.after(10, 10), Since::Complete(l) if l.is_empty()));
+        assert!(matches!(history.after(11, 10), Since::Partial(l) if l.is_empty()));
+    }
+
+    #[test]
+    fn a_disabled_history_recovers_only_when_nothing_was_missed() {
+        let history = filled(0, 3);
+        assert!(matches!(history.after(3, 3), Since::Complete(_)));
+        assert!(matches!(history.after(2, 3), Since::Partial(l) if l.is_empty()));
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_oldest_but_keeps_one() {
+        let mut history = History::new(100, 1);
+        history.push(message(1));
+        history.push(message(2));
+        assert_eq!(history.page(0, 10).len(), 1);
+        assert_eq!(history.latest().map(|m| m.seq), Some(2));
+    }
+}

@@ -1,0 +1,112 @@
+//! roomcast-server: WebSocket rooms compatible with the Django Channels tutorial chat, with
+//! heartbeat eviction, bounded per-session queues, history and an HTTP publish API.
+//!
+//! [`run`] serves on a listener you bind (tests bind `127.0.0.1:0`) until the `shutdown` future
+//! completes, then drains: readiness fails, sessions close with 1001, and `run` returns within
+//! `--shutdown-grace`.
+//!
+//! # Layout
+//! - [`config`]: every flag and its `ROOMCAST_*` twin.
+//! - `serve`: the accept loop (header deadline, peer address, graceful stop).
+//! - `routes`: the route table; `connect` (upgrades), `publish` (send-test, publish API),
+//!   `api` (info, rooms), `health` (probes, metrics).
+//! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
+//!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
+//! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
+//! - `rooms` (registry, membership guard) and `room` (members, presence, seq, fan-out),
+//!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
+//! - `metrics`: per-instance Prometheus registry.
+
+pub mod config;
+pub mod metrics;
+
+mod api;
+mod api_error;
+mod auth;
+mod connect;
+mod frames;
+mod health;
+mod history;
+mod idempotency;
+mod outbox;
+mod publish;
+mod room;
+mod rooms;
+mod routes;
+mod serve;
+mod session;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use api::{HistoryPage, RoomList, RoomSummary};
+pub use auth::PeerAddr;
+pub use config::Config;
+pub use publish::{Broadcast, Published};
+pub use rooms::Rooms;
+pub use routes::router;
+pub use state::AppState;
+
+/// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
+/// new sessions are refused (503), every session is closed with 1001, and `run` returns once
+/// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
+/// being served while draining, so probes and publishers get clear answers.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+    let state = AppState::new(config);
+    let stop_serving = CancellationToken::new();
+    let serving = tokio::spawn(serve::serve(
+        listener,
+        router(state.clone()),
+        stop_serving.clone(),
+    ));
+    state.sessions.spawn(janitor(state.clone()));
+
+    shutdown.await;
+    let grace = state.config.shutdown_grace;
+    let deadline = tokio::time::Instant::now() + grace;
+    info!(
+        sessions = state.connection_permits_in_use(),
+        "shutting down: closing sessions with 1001"
+    );
+    state.shutdown.cancel();
+    state.sessions.close();
+    if tokio::time::timeout_at(deadline, state.sessions.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            sessions = state.connection_permits_in_use(),
+            ?grace,
+            "sessions still open after --shutdown-grace; exiting anyway"
+        );
+    }
+    stop_serving.cancel();
+    match tokio::time::timeout_at(deadline, serving).await {
+        Ok(Ok(())) => info!("shutdown complete"),
+        Ok(Err(e)) => warn!(error = %e, "the accept loop panicked"),
+        Err(_) => warn!("HTTP requests still in flight after --shutdown-grace; exiting anyway"),
+    }
+}
+
+/// Removes rooms whose kept history outlived `--room-ttl`, until shutdown.
+async fn janitor(state: Arc<AppState>) {
+    let period =
+        (state.config.room_ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let now = Instant::now();
+                state.rooms.sweep(now);
+                state.idempotency.sweep(now);
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `roomcast-server`: parse the configuration, bind, serve until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use roomcast_server::{Config, run};
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let port = match config.resolved_port() {
+        Ok(port) => port,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind((config.host, port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            error!(
+                "could not listen on {}:{port}: {e}; is another server running there? \
+                 pick another --port",
+                config.host
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    info!(
+        %address,
+        ping_interval = ?config.ping_interval,
+        ping_timeout = ?config.ping_timeout,
+        "roomcast-server listening: ws://{address}/ws/chat/<room>/"
+    );
+    if !config.host.is_loopback() && config.api_key.is_none() {
+        warn!(
+            "listening beyond loopback without --api-key: HTTP publishing is refused for \
+             every non-loopback peer; set ROOMCAST_API_KEY to allow it"
+        );
+    }
+    run(listener, config, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Render and most supervisors send).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "could not listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,236 @@
+//! Prometheus metrics, owned by one server instance (two servers in one process never share
+//! counters), rendered at `GET /metrics`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// Every metric the server exports. Names are listed in `docs/OPERATIONS.md`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    sessions_open: Gauge<i64, AtomicI64>,
+    rooms: Gauge<i64, AtomicI64>,
+    messages_published: Family<Labels, Counter<u64, AtomicU64>>,
+    messages_delivered: Counter<u64, AtomicU64>,
+    bytes_delivered: Counter<u64, AtomicU64>,
+    queue_overflows: Counter<u64, AtomicU64>,
+    evictions: Family<Labels, Counter<u64, AtomicU64>>,
+    frames_refused: Family<Labels, Counter<u64, AtomicU64>>,
+    http_publishes: Family<Labels, Counter<u64, AtomicU64>>,
+    connections_refused: Counter<u64, AtomicU64>,
+    history_replays: Family<Labels, Counter<u64, AtomicU64>>,
+    resident_memory: Gauge<i64, AtomicI64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("roomcast");
+        let metrics = Self {
+            sessions_open: Gauge::default(),
+            rooms: Gauge::default(),
+            messages_published: Family::default(),
+            messages_delivered: Counter::default(),
+            bytes_delivered: Counter::default(),
+            queue_overflows: Counter::default(),
+            evictions: Family::default(),
+            frames_refused: Family::default(),
+            http_publishes: Family::default(),
+            connections_refused: Counter::default(),
+            history_replays: Family::default(),
+            resident_memory: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sessions_open",
+            "WebSocket sessions open now",
+            metrics.sessions_open.clone(),
+        );
+        registry.register(
+            "rooms",
+            "Rooms that exist now (with members or kept history)",
+            metrics.rooms.clone(),
+        );
+        registry.register(
+            "messages_published",
+            "Chat messages accepted for publishing, by source (ws, http)",
+            metrics.messages_published.clone(),
+        );
+        registry.register(
+            "messages_delivered",
+            "Frames queued for sessions (one per member per message, plus control frames)",
+            metrics.messages_delivered.clone(),
+        );
+        registry.register(
+            "bytes_delivered",
+            "Payload bytes of the frames queued for sessions",
+            metrics.bytes_delivered.clone(),
+        );
+        registry.register(
+            "queue_overflows",
+            "Sessions whose outbound queue passed --max-queue-bytes",
+            metrics.queue_overflows.clone(),
+        );
+        registry.register(
+            "evictions",
+            "Sessions the server closed, by reason (timeout, slow, flood, too_big, shutdown)",
+            metrics.evictions.clone(),
+        );
+        registry.register(
+            "frames_refused",
+            "Client frames answered with an error frame, by error code",
+            metrics.frames_refused.clone(),
+        );
+        registry.register(
+            "http_publishes",
+            "HTTP publish requests (send-test and API), by status code",
+            metrics.http_publishes.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "WebSocket upgrades refused with 503 because --max-connections was reached",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "history_replays",
+            "Joins that asked to recover from a position, by outcome (recovered true/false)",
+            metrics.history_replays.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the server process (VmRSS), read at scrape time",
+            metrics.resident_memory.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub(crate) fn session_opened(&self) {
+        self.sessions_open.inc();
+    }
+
+    pub(crate) fn session_closed(&self) {
+        self.sessions_open.dec();
+    }
+
+    pub(crate) fn set_rooms(&self, count: usize) {
+        self.rooms.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn record_publish(&self, source: &'static str) {
+        self.messages_published
+            .get_or_create(&[("source", source)])
+            .inc();
+    }
+
+    pub(crate) fn record_fan_out(&self, delivered: usize, bytes: usize, overflowed: usize) {
+        if delivered > 0 {
+            self.messages_delivered.inc_by(delivered as u64);
+            self.bytes_delivered.inc_by(bytes as u64);
+        }
+        if overflowed > 0 {
+            self.queue_overflows.inc_by(overflowed as u64);
+        }
+    }
+
+    pub(crate) fn record_eviction(&self, reason: &'static str) {
+        self.evictions.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    pub(crate) fn record_refused_frame(&self, code: &'static str) {
+        self.frames_refused.get_or_create(&[("code", code)]).inc();
+    }
+
+    pub(crate) fn record_http_publish(&self, status: u16) {
+        self.http_publishes
+            .get_or_create(&[("status", status_label(status))])
+            .inc();
+    }
+
+    pub(crate) fn record_connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub(crate) fn record_replay(&self, recovered: bool) {
+        let outcome = if recovered { "true" } else { "false" };
+        self.history_replays
+            .get_or_create(&[("recovered", outcome)])
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        if let Some(bytes) = resident_memory_bytes() {
+            self.resident_memory.set(bytes);
+        }
+        let mut text = String::new();
+        if let Err(e) = encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "could not render metrics");
+        }
+        text
+    }
+}
+
+/// Label values must be `'static`; the statuses the server answers are few and known.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+/// VmRSS of this process from `/proc/self/status`; `None` off Linux.
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_metrics_that_move() {
+        let metrics = Metrics::new();
+        metrics.record_eviction("timeout");
+        metrics.record_http_publish(401);
+        let text = metrics.render();
+        assert!(
+            text.contains("roomcast_evictions_total{reason=\"timeout\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roomcast_http_publishes_total{status=\"401\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roomcast_process_resident_memory_bytes"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

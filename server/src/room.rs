@@ -1,0 +1,342 @@
+//! One room: its members, presence, sequence numbers and history, behind one short lock.
+//!
+//! Everything that must be ordered with the room's messages happens under that lock: a joiner's
+//! `joined` answer and replay are queued before any later live message, and a member's `leave`
+//! event after every message it saw. The lock is a std `Mutex` because it is never held across
+//! an `.await`: pushing into an outbox only queues bytes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserName};
+use slab::Slab;
+
+use crate::frames::{self, Protocol};
+use crate::history::{History, Published, Since};
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Push};
+
+/// Identifies a session in logs and presence bookkeeping.
+pub(crate) type SessionId = u64;
+
+/// A session's entry in a room.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) user: UserName,
+    pub(crate) protocol: Protocol,
+    pub(crate) outbox: Outbox,
+}
+
+/// How a room keeps history; the same for every room of a server.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryLimits {
+    pub(crate) entries: usize,
+    pub(crate) bytes: usize,
+}
+
+/// The room was removed from the registry while the caller held it; look it up again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retired;
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) seq: u64,
+    pub(crate) epoch: Arc<str>,
+    /// Local sessions the message was queued for.
+    pub(crate) delivered: usize,
+}
+
+/// A room's numbers, for the stats API.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomStats {
+    pub(crate) name: RoomName,
+    pub(crate) sessions: usize,
+    pub(crate) users: Vec<UserName>,
+    pub(crate) seq: u64,
+    pub(crate) epoch: Arc<str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) name: RoomName,
+    latest_on_join: bool,
+    metrics: Arc<Metrics>,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Debug)]
+struct RoomState {
+    members: Slab<Member>,
+    /// Sessions per present user: presence events fire on 0 → 1 and 1 → 0 only.
+    presence: BTreeMap<UserName, u32>,
+    typed_members: usize,
+    seq: u64,
+    epoch: Arc<str>,
+    history: History,
+    retired: bool,
+    empty_since: Option<Instant>,
+}
+
+/// Counts from one fan-out, folded into metrics once per fan-out rather than per member.
+#[derive(Debug, Default)]
+struct FanOut {
+    delivered: usize,
+    bytes: usize,
+    overflowed: usize,
+}
+
+impl FanOut {
+    fn push(&mut self, outbox: &Outbox, frame: Utf8Bytes) {
+        let len = frame.len();
+        match outbox.push(frame) {
+            Push::Queued => {
+                self.delivered += 1;
+                self.bytes += len;
+            }
+            Push::Overflowed => self.overflowed += 1,
+            Push::Refused => {}
+        }
+    }
+}
+
+impl Room {
+    pub(crate) fn new(
+        name: RoomName,
+        history: &HistoryLimits,
+        latest_on_join: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let epoch: Arc<str> = format!("{:016x}", fastrand::u64(..)).into();
+        Self {
+            name,
+            latest_on_join,
+            metrics,
+            state: Mutex::new(RoomState {
+                members: Slab::new(),
+                presence: BTreeMap::new(),
+                typed_members: 0,
+                seq: 0,
+                epoch,
+                history: History::new(history.entries, history.bytes),
+                retired: false,
+                empty_since: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState> {
+        // Every mutation below leaves the state consistent before it can panic; keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn record(&self, fan_out: &FanOut) {
+        self.metrics
+            .record_fan_out(fan_out.delivered, fan_out.bytes, fan_out.overflowed);
+    }
+
+    /// Adds `member`. Queues, in order and before any later message: the `joined` answer (typed
+    /// sessions), the replay (missed messages, or the latest one in latest-state rooms), and a
+    /// `join` event for the other typed members when this user was not present yet.
+    /// Returns the member's slot, for leaving.
+    ///
+    /// A retired room hands the member back untouched.
+    pub(crate) fn try_join(
+        &self,
+        member: Member,
+        since: Option<&Position>,
+        reference: Option<Ref>,
+    ) -> Result<usize, Member> {
+        let mut state = self.state();
+        if state.retired {
+            return Err(member);
+        }
+        state.empty_since = None;
+        let (replay, recovered) = state.replay_for(since, self.latest_on_join);
+        let mut fan_out = FanOut::default();
+        if member.protocol == Protocol::Typed {
+            let members = state.user_list_with(&member.user);
+            let joined = ServerFrame::Joined {
+                room: self.name.clone(),
+                epoch: state.epoch.to_string(),
+                seq: state.seq,
+                members,
+                recovered,
+                replay: replay.len(),
+                reference,
+            };
+            fan_out.push(&member.outbox, frames::typed(&joined));
+        }
+        for message in &replay {
+            fan_out.push(&member.outbox, message.frame(member.protocol));
+        }
+        if let Some(recovered) = recovered {
+            self.metrics.record_replay(recovered);
+        }
+
+        let sessions_of_user = state.presence.entry(member.user.clone()).or_insert(0);
+        *sessions_of_user += 1;
+        if *sessions_of_user == 1 && state.typed_members > 0 {
+            let event = frames::typed(&ServerFrame::Join {
+                room: self.name.clone(),
+                user: member.user.clone(),
+            });
+            state.for_each_typed(|outbox| fan_out.push(outbox, event.clone()));
+        }
+        if member.protocol == Protocol::Typed {
+            state.typed_members += 1;
+        }
+        let key = state.members.insert(member);
+        drop(state);
+        self.record(&fan_out);
+        Ok(key)
+    }
+
+    /// Numbers `text`, keeps it in history, and queues it for every member. Never waits.
+    pub(crate) fn publish(&self, user: &UserName, text: &str) -> Result<Delivery, Retired> {
+        let mut state = self.state();
+        if state.retired {
+            return Err(Retired);
+        }
+        state.seq += 1;
+        let published = Arc::new(Published::new(
+            self.name.clone(),
+            user.clone(),
+            state.seq,
+            frames::now_ms(),
+            text,
+        ));
+        let mut fan_out = FanOut::default();
+        for (_, member) in &state.members {
+            fan_out.push(&member.outbox, published.frame(member.protocol));
+        }
+        let delivery = Delivery {
+            seq: state.seq,
+            epoch: state.epoch.clone(),
+            delivered: fan_out.delivered,
+        };
+        state.history.push(published);
+        drop(state);
+        self.record(&fan_out);
+        Ok(delivery)
+    }
+
+    /// Removes the member in slot `key`; sends `leave` with `reason` to the remaining typed
+    /// members if that was the user's last session here. Returns true if the room is now empty.
+    pub(crate) fn leave(&self, key: usize, reason: LeaveReason) -> bool {
+        let mut state = self.state();
+        let Some(member) = state.members.try_remove(key) else {
+            return state.members.is_empty();
+        };
+        if member.protocol == Protocol::Typed {
+            state.typed_members -= 1;
+        }
+        let mut fan_out = FanOut::default();
+        let last_session_of_user = match state.presence.get_mut(&member.user) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last_session_of_user {
+            state.presence.remove(&member.user);
+            if state.typed_members > 0 {
+                let event = frames::typed(&ServerFrame::Leave {
+                    room: self.name.clone(),
+                    user: member.user,
+                    reason,
+                });
+                state.for_each_typed(|outbox| fan_out.push(outbox, event.clone()));
+            }
+        }
+        let empty = state.members.is_empty();
+        if empty {
+            state.empty_since = Some(Instant::now());
+        }
+        drop(state);
+        self.record(&fan_out);
+        empty
+    }
+
+    /// Marks the room retired if it has no members and `keep` says its history is not worth
+    /// keeping any longer. The caller holds the registry lock and removes it on `true`.
+    pub(crate) fn retire_if_empty(&self, keep: impl FnOnce(bool, Instant) -> bool) -> bool {
+        let mut state = self.state();
+        let Some(empty_since) = state.empty_since.filter(|_| state.members.is_empty()) else {
+            return false;
+        };
+        if state.retired || keep(state.history.is_empty(), empty_since) {
+            return false;
+        }
+        state.retired = true;
+        true
+    }
+
+    pub(crate) fn stats(&self) -> RoomStats {
+        let state = self.state();
+        RoomStats {
+            name: self.name.clone(),
+            sessions: state.members.len(),
+            users: state.presence.keys().cloned().collect(),
+            seq: state.seq,
+            epoch: state.epoch.clone(),
+        }
+    }
+
+    /// History after `since` (oldest first, at most `limit`), with the room's epoch and last seq.
+    pub(crate) fn history_page(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> (Arc<str>, u64, Vec<Arc<Published>>) {
+        let state = self.state();
+        (
+            state.epoch.clone(),
+            state.seq,
+            state.history.page(since, limit),
+        )
+    }
+}
+
+impl RoomState {
+    fn for_each_typed(&self, mut push: impl FnMut(&Outbox)) {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.protocol == Protocol::Typed)
+            .for_each(|(_, m)| push(&m.outbox));
+    }
+
+    /// Present users plus `joining`, sorted, each once.
+    fn user_list_with(&self, joining: &UserName) -> Vec<UserName> {
+        let mut users: Vec<UserName> = self.presence.keys().cloned().collect();
+        if let Err(at) = users.binary_search(joining) {
+            users.insert(at, joining.clone());
+        }
+        users
+    }
+
+    /// What a joiner is replayed, and whether recovery succeeded (when it asked to recover).
+    fn replay_for(
+        &self,
+        since: Option<&Position>,
+        latest_on_join: bool,
+    ) -> (Vec<Arc<Published>>, Option<bool>) {
+        match since {
+            Some(position) if *position.epoch == *self.epoch => {
+                match self.history.after(position.seq, self.seq) {
+                    Since::Complete(list) => (list.into_iter().cloned().collect(), Some(true)),
+                    Since::Partial(list) => (list.into_iter().cloned().collect(), Some(false)),
+                }
+            }
+            // Another epoch: everything held is news to this client, and something may be lost.
+            Some(_) => (self.history.page(0, usize::MAX), Some(false)),
+            None if latest_on_join => (self.history.latest().into_iter().cloned().collect(), None),
+            None => (Vec::new(), None),
+        }
+    }
+}

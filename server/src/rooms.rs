@@ -1,0 +1,200 @@
+//! The room registry: rooms are created on first use and removed when empty (at once, or after
+//! `--room-ttl` when they hold history worth recovering). Cleanup is by ownership: a
+//! [`Membership`] leaves its room when dropped, whatever ended the session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, UserName};
+
+use crate::metrics::Metrics;
+use crate::room::{Delivery, HistoryLimits, Member, Room, RoomStats};
+
+/// A cheap, cloneable handle to the registry.
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Lock order: this registry lock, then a room's lock; never the other way round.
+    rooms: Mutex<HashMap<RoomName, Arc<Room>>>,
+    history: HistoryLimits,
+    room_ttl: Duration,
+    latest_on_join: Vec<String>,
+    metrics: Arc<Metrics>,
+}
+
+/// What [`Rooms::new`] needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomSettings {
+    pub(crate) history: HistoryLimits,
+    pub(crate) room_ttl: Duration,
+    pub(crate) latest_on_join: Vec<String>,
+}
+
+impl Rooms {
+    pub(crate) fn new(settings: RoomSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                rooms: Mutex::new(HashMap::new()),
+                history: settings.history,
+                room_ttl: settings.room_ttl,
+                latest_on_join: settings.latest_on_join,
+                metrics,
+            }),
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, HashMap<RoomName, Arc<Room>>> {
+        self.shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get_or_create(&self, name: &RoomName) -> Arc<Room> {
+        let mut rooms = self.registry();
+        if let Some(room) = rooms.get(name) {
+            return room.clone();
+        }
+        let latest = self
+            .shared
+            .latest_on_join
+            .iter()
+            .any(|prefix| !prefix.is_empty() && name.as_str().starts_with(prefix.as_str()));
+        let room = Arc::new(Room::new(
+            name.clone(),
+            &self.shared.history,
+            latest,
+            self.shared.metrics.clone(),
+        ));
+        rooms.insert(name.clone(), room.clone());
+        self.shared.metrics.set_rooms(rooms.len());
+        room
+    }
+
+    /// The room named `name`, if it exists.
+    pub(crate) fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.registry().get(name).cloned()
+    }
+
+    /// Joins `member` to `name` (creating the room if needed); see [`Room::join`].
+    pub(crate) fn join(
+        &self,
+        name: &RoomName,
+        member: Member,
+        since: Option<&Position>,
+        reference: Option<&Ref>,
+    ) -> Membership {
+        let mut member = member;
+        loop {
+            let room = self.get_or_create(name);
+            match room.try_join(member, since, reference.cloned()) {
+                Ok(key) => {
+                    return Membership {
+                        rooms: self.clone(),
+                        room,
+                        key,
+                        reason: LeaveReason::Closed,
+                    };
+                }
+                // Retired between lookup and join: look it up again.
+                Err(returned) => member = returned,
+            }
+        }
+    }
+
+    /// Publishes `text` as `user` to `name`, creating the room if needed so its history keeps
+    /// the message for later joiners.
+    pub(crate) fn publish(&self, name: &RoomName, user: &UserName, text: &str) -> Delivery {
+        loop {
+            let room = self.get_or_create(name);
+            if let Ok(delivery) = room.publish(user, text) {
+                if delivery.delivered == 0 {
+                    self.release_if_empty(&room);
+                }
+                return delivery;
+            }
+        }
+    }
+
+    /// Removes `room` if it is empty and has nothing worth keeping for `--room-ttl`.
+    fn release_if_empty(&self, room: &Arc<Room>) {
+        let ttl = self.shared.room_ttl;
+        let mut rooms = self.registry();
+        let retired = room.retire_if_empty(|history_empty, _| !history_empty && !ttl.is_zero());
+        if retired && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.name);
+            self.shared.metrics.set_rooms(rooms.len());
+        }
+    }
+
+    /// Removes empty rooms whose history outlived `--room-ttl`. Run by the janitor task.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let ttl = self.shared.room_ttl;
+        let mut rooms = self.registry();
+        rooms.retain(|_, room| {
+            !room.retire_if_empty(|history_empty, since| {
+                !history_empty && now.saturating_duration_since(since) < ttl
+            })
+        });
+        self.shared.metrics.set_rooms(rooms.len());
+    }
+
+    /// Every room's numbers, sorted by name.
+    pub(crate) fn snapshot(&self) -> Vec<RoomStats> {
+        let rooms: Vec<Arc<Room>> = self.registry().values().cloned().collect();
+        let mut stats: Vec<RoomStats> = rooms.iter().map(|room| room.stats()).collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
+    }
+
+    /// How many rooms exist (with members, or keeping history for `--room-ttl`).
+    pub fn len(&self) -> usize {
+        self.registry().len()
+    }
+
+    /// True when no room exists.
+    pub fn is_empty(&self) -> bool {
+        self.registry().is_empty()
+    }
+
+    /// The names of the rooms that exist, sorted.
+    pub fn names(&self) -> Vec<RoomName> {
+        let mut names: Vec<RoomName> = self.registry().keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+/// A session's place in a room. Dropping it leaves the room (sending `leave` with the reason
+/// set by [`Membership::set_reason`], `closed` by default) and removes the room if it emptied.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    rooms: Rooms,
+    room: Arc<Room>,
+    key: usize,
+    reason: LeaveReason,
+}
+
+impl Membership {
+    pub(crate) fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    /// Why the member leaves, reported to the others when this is dropped.
+    pub(crate) fn set_reason(&mut self, reason: LeaveReason) {
+        self.reason = reason;
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if self.room.leave(self.key, self.reason) {
+            self.rooms.release_if_empty(&self.room);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Why a session ended, and what that means for its close frame, its rooms and the metrics.
+
+use std::time::Duration;
+
+use roomcast_protocol::{CloseCode, LeaveReason};
+
+/// Why a session's loop returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The client sent a close frame (tungstenite echoes it; we send nothing more).
+    ClientClosed,
+    /// The socket ended without a close frame (reset, EOF, write error).
+    Vanished,
+    /// A ping went unanswered for `ping_timeout`.
+    Timeout(Duration),
+    /// The outbound queue passed `max_queue_bytes`.
+    QueueOverflow(usize),
+    /// A socket write stalled past `write_timeout`.
+    WriteStalled(Duration),
+    /// The client kept sending over the rate limit.
+    Flood,
+    /// A frame passed `max_message_bytes`.
+    TooBig(usize),
+    /// The client broke the WebSocket protocol.
+    ProtocolError,
+    /// The server is shutting down.
+    Shutdown,
+    /// The session was refused at connect (bad room or user name).
+    Refused(CloseCode, String),
+}
+
+impl Exit {
+    /// The close frame the server sends, if it sends one.
+    pub(crate) fn close_frame(&self) -> Option<(CloseCode, String)> {
+        let frame = match self {
+            Exit::ClientClosed | Exit::Vanished => return None,
+            Exit::Timeout(timeout) => (
+                CloseCode::HeartbeatTimeout,
+                format!("no pong or frame within {timeout:?} of a ping"),
+            ),
+            Exit::QueueOverflow(bytes) => (
+                CloseCode::SlowConsumer,
+                format!("too slow: more than {bytes} bytes waiting to be sent"),
+            ),
+            Exit::WriteStalled(timeout) => (
+                CloseCode::SlowConsumer,
+                format!("too slow: a write stalled for {timeout:?}"),
+            ),
+            Exit::Flood => (
+                CloseCode::Flood,
+                "too many frames: rate limit exceeded".to_owned(),
+            ),
+            Exit::TooBig(limit) => (
+                CloseCode::MessageTooBig,
+                format!("frame larger than {limit} bytes"),
+            ),
+            Exit::ProtocolError => (
+                CloseCode::ProtocolError,
+                "WebSocket protocol violation".to_owned(),
+            ),
+            Exit::Shutdown => (CloseCode::GoingAway, "server shutting down".to_owned()),
+            Exit::Refused(code, reason) => (*code, reason.clone()),
+        };
+        Some(frame)
+    }
+
+    /// What the other members are told in the `leave` event.
+    pub(crate) fn leave_reason(&self) -> LeaveReason {
+        match self {
+            Exit::ClientClosed => LeaveReason::Left,
+            Exit::Timeout(_) => LeaveReason::Timeout,
+            Exit::QueueOverflow(_) | Exit::WriteStalled(_) => LeaveReason::Slow,
+            Exit::Shutdown => LeaveReason::Shutdown,
+            Exit::Vanished
+            | Exit::Flood
+            | Exit::TooBig(_)
+            | Exit::ProtocolError
+            | Exit::Refused(..) => LeaveReason::Closed,
+        }
+    }
+
+    /// The `evictions` metric label when the server ended the session.
+    pub(crate) fn eviction_label(&self) -> Option<&'static str> {
+        match self {
+            Exit::Timeout(_) => Some("timeout"),
+            Exit::QueueOverflow(_) | Exit::WriteStalled(_) => Some("slow"),
+            Exit::Flood => Some("flood"),
+            Exit::TooBig(_) => Some("too_big"),
+            Exit::ProtocolError => Some("protocol_error"),
+            Exit::Shutdown => Some("shutdown"),
+            Exit::ClientClosed | Exit::Vanished | Exit::Refused(..) => None,
+        }
+    }
+
+    /// Whether a close frame could still get through: not to a peer that stopped reading.
+    pub(crate) fn peer_reads(&self) -> bool {
+        !matches!(
+            self,
+            Exit::QueueOverflow(_) | Exit::WriteStalled(_) | Exit::Vanished
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_fit_in_a_close_frame() {
+        let exits = [
+            Exit::Timeout(Duration::from_secs(30)),
+            Exit::QueueOverflow(usize::MAX),
+            Exit::WriteStalled(Duration::from_secs(10)),
+            Exit::Flood,
+            Exit::TooBig(usize::MAX),
+            Exit::ProtocolError,
+            Exit::Shutdown,
+        ];
+        for exit in exits {
+            let (_, reason) = exit
+                .close_frame()
+                .unwrap_or_else(|| panic!("{exit:?} closes"));
+            assert!(reason.len() <= roomcast_protocol::close::MAX_CLOSE_REASON_BYTES);
+        }
+    }
+}

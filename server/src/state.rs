@@ -1,0 +1,110 @@
+//! State shared by every request and session of one server instance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use roomcast_protocol::ServerInfo;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::idempotency::IdempotencyCache;
+use crate::metrics::Metrics;
+use crate::room::{HistoryLimits, SessionId};
+use crate::rooms::{RoomSettings, Rooms};
+
+/// One server's rooms, metrics, limits and shutdown signals. Built once by [`crate::run`] (or
+/// by [`AppState::new`] for [`crate::router`]) and shared by reference count.
+#[derive(Debug)]
+pub struct AppState {
+    pub(crate) config: Config,
+    pub(crate) rooms: Rooms,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled when shutdown starts: the accept loop stops and sessions close with 1001.
+    pub(crate) shutdown: CancellationToken,
+    /// Every session (and the janitor); shutdown waits on it, bounded by `--shutdown-grace`.
+    pub(crate) sessions: TaskTracker,
+    /// `--max-connections` permits; each session holds one until it ends.
+    pub(crate) connection_permits: Arc<Semaphore>,
+    /// Results of recent publishes that carried an `idempotency_key`.
+    pub(crate) idempotency: IdempotencyCache,
+    next_session: AtomicU64,
+}
+
+impl AppState {
+    /// State for a server running with `config`.
+    pub fn new(config: Config) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let rooms = Rooms::new(
+            RoomSettings {
+                history: HistoryLimits {
+                    entries: config.history_size,
+                    bytes: config.history_bytes,
+                },
+                room_ttl: config.room_ttl,
+                latest_on_join: config.latest_on_join.clone(),
+            },
+            metrics.clone(),
+        );
+        Arc::new(Self {
+            connection_permits: Arc::new(Semaphore::new(
+                config.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            config,
+            rooms,
+            metrics,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            idempotency: IdempotencyCache::default(),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// The room registry.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// This instance's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// False once shutdown has started (`/readyz` answers 503 from then on).
+    pub fn is_accepting(&self) -> bool {
+        !self.shutdown.is_cancelled()
+    }
+
+    pub(crate) fn next_session_id(&self) -> SessionId {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// What clients are told in `welcome` and `GET /api/info`.
+    pub(crate) fn server_info(&self) -> ServerInfo {
+        let config = &self.config;
+        ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ping_interval_ms: millis(config.ping_interval),
+            ping_timeout_ms: millis(config.ping_timeout),
+            max_message_bytes: config.max_message_bytes,
+            max_queue_bytes: config.max_queue_bytes,
+            max_rooms_per_session: config.max_rooms_per_session,
+            history_size: config.history_size,
+            room_ttl_ms: millis(config.room_ttl),
+            rate_per_second: config.rate_per_second,
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl AppState {
+    /// Sessions holding a `--max-connections` permit right now.
+    pub(crate) fn connection_permits_in_use(&self) -> usize {
+        let max = self.config.max_connections.min(Semaphore::MAX_PERMITS);
+        max.saturating_sub(self.connection_permits.available_permits())
+    }
+}

@@ -1,0 +1,116 @@
+//! Heartbeat eviction: what the original POC existed to prove.
+
+use std::time::Duration;
+
+use roomcast_protocol::raw::{client_frame, opcode};
+use roomcast_server::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::support::{TestServer, eventually, raw_close, within};
+
+fn quick_heartbeat() -> Config {
+    Config {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_pongs_is_evicted_within_the_heartbeat_bounds_and_then_left_alone() {
+    let config = quick_heartbeat();
+    let (interval, timeout) = (config.ping_interval, config.ping_timeout);
+    let server = TestServer::start(config).await;
+    let mut live = server.member("lobby").await;
+    // Completes the handshake, then only reads: it never answers a ping.
+    let mut dead = server.raw("lobby").await;
+    let went_silent = Instant::now();
+
+    let (code, reason) = within("the eviction", raw_close(&mut dead)).await;
+    let evicted_after = went_silent.elapsed();
+    assert_eq!(code, 4000, "evicted with the heartbeat code: {reason}");
+    assert!(reason.contains("pong"), "the reason says why: {reason}");
+    assert!(
+        evicted_after >= timeout && evicted_after <= interval + timeout + Duration::from_secs(1),
+        "evicted after {evicted_after:?}, outside [{timeout:?}, {:?}]",
+        interval + timeout + Duration::from_secs(1)
+    );
+    // It left the room before the close frame was sent, and nothing is sent to it afterwards.
+    assert_eq!(server.sessions_in("lobby").await, 1);
+    live.say("after eviction").await;
+    assert_eq!(live.next_text().await, "after eviction");
+    let mut rest = Vec::new();
+    within(
+        "the server to close the socket",
+        dead.read_to_end(&mut rest),
+    )
+    .await
+    .expect("clean end of stream");
+    assert!(
+        rest.is_empty(),
+        "nothing may follow the close frame: {} bytes",
+        rest.len()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_pauses_for_less_than_the_timeout_is_not_evicted() {
+    let config = Config {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_millis(800),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut live = server.member("lobby").await;
+    let mut pausing = server.raw("lobby").await;
+    let pong = client_frame(opcode::PONG, b"");
+    // Five pauses of 300 ms (the behaviour under test), each followed by a sign of life: the
+    // session stays silent past several pings, but never for the 800 ms timeout.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        within("a pong", pausing.write_all(&pong))
+            .await
+            .expect("write pong");
+    }
+    let hello = client_frame(opcode::TEXT, br#"{"message":"still here"}"#);
+    within("a message", pausing.write_all(&hello))
+        .await
+        .expect("write message");
+    assert_eq!(
+        live.next_text().await,
+        "still here",
+        "the paused client is still a member"
+    );
+    assert_eq!(server.sessions_in("lobby").await, 2);
+}
+
+#[tokio::test]
+async fn a_vanished_client_leaves_the_room_as_soon_as_the_kernel_says_so() {
+    // A heartbeat of minutes: only the reset or end of stream can explain a prompt leave.
+    let config = Config {
+        ping_interval: Duration::from_secs(300),
+        ping_timeout: Duration::from_secs(300),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let _live = server.member("lobby").await;
+    let reset = server.raw("lobby").await;
+    let closed = server.raw("lobby").await;
+    assert_eq!(server.sessions_in("lobby").await, 3);
+
+    reset
+        .set_zero_linger()
+        .expect("SO_LINGER 0, so dropping sends a reset");
+    drop(reset);
+    eventually("the reset client to leave", || async {
+        (server.sessions_in("lobby").await == 2).then_some(())
+    })
+    .await;
+
+    drop(closed); // a FIN without a close frame
+    eventually("the closed client to leave", || async {
+        (server.sessions_in("lobby").await == 1).then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,138 @@
+//! Bad input gets a clear answer and takes nothing down.
+
+use roomcast_protocol::raw::{self, client_frame, opcode};
+use roomcast_protocol::{ErrorCode, Incoming, TutorialFrame};
+use roomcast_server::Config;
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{TestServer, next_text, tutorial_close, within};
+
+fn error_code(frame: TutorialFrame) -> ErrorCode {
+    match frame {
+        TutorialFrame::Error { error } => error.code,
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_oversize_frame_closes_with_1009_and_the_server_keeps_serving() {
+    let config = Config {
+        max_message_bytes: 1024,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut big = server.tutorial("lobby").await;
+    let mut bystander = server.tutorial("lobby").await;
+    within("send", big.send_message(&"x".repeat(2000)))
+        .await
+        .expect("send");
+    let (code, reason) = tutorial_close(&mut big).await;
+    assert_eq!(code, Some(1009), "{reason}");
+    assert!(
+        reason.contains("1024"),
+        "the reason names the limit: {reason}"
+    );
+
+    within("send", bystander.send_message("still fine"))
+        .await
+        .expect("send");
+    assert_eq!(next_text(&mut bystander).await, "still fine");
+    let mut newcomer = server.tutorial("lobby").await;
+    within("send", newcomer.send_message("hello"))
+        .await
+        .expect("send");
+    assert_eq!(next_text(&mut newcomer).await, "hello");
+}
+
+#[tokio::test]
+async fn broken_json_and_missing_fields_get_an_error_frame_and_the_session_goes_on() {
+    let server = TestServer::start(Config::default()).await;
+    let (mut sender, mut receiver) = server.tutorial("lobby").await.split();
+    for (text, expected) in [
+        ("not json", ErrorCode::InvalidJson),
+        (r#"{"text": "hi"}"#, ErrorCode::InvalidFrame),
+        (r#"{"message": 42}"#, ErrorCode::InvalidFrame),
+    ] {
+        within("send", sender.send_text(text)).await.expect("send");
+        match within("answer", receiver.recv()).await.expect("recv") {
+            Incoming::Frame(frame) => assert_eq!(error_code(frame), expected, "for {text}"),
+            other => panic!("expected an error frame for {text}, got {other:?}"),
+        }
+    }
+    within("send", sender.send_text(r#"{"message": "ok"}"#))
+        .await
+        .expect("send");
+    match within("answer", receiver.recv()).await.expect("recv") {
+        Incoming::Frame(TutorialFrame::Message(m)) => assert_eq!(m.message, "ok"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_binary_frame_gets_an_error_frame_and_the_session_goes_on() {
+    let server = TestServer::start(Config::default()).await;
+    let mut watcher = server.tutorial("lobby").await;
+    let mut socket = server.raw("lobby").await;
+    within(
+        "write",
+        socket.write_all(&client_frame(opcode::BINARY, &[0, 159, 146, 150])),
+    )
+    .await
+    .expect("write binary");
+    let answer = within("answer", raw::read_server_frame(&mut socket, 4096))
+        .await
+        .expect("frame");
+    assert_eq!(answer.opcode, opcode::TEXT);
+    let body: serde_json::Value = serde_json::from_slice(&answer.payload).expect("JSON");
+    assert_eq!(body["error"]["code"], "binary_unsupported", "{body}");
+
+    within(
+        "write",
+        socket.write_all(&client_frame(opcode::TEXT, br#"{"message":"text works"}"#)),
+    )
+    .await
+    .expect("write text");
+    assert_eq!(next_text(&mut watcher).await, "text works");
+}
+
+#[tokio::test]
+async fn a_flood_is_refused_frame_by_frame_then_closed_with_4002() {
+    let config = Config {
+        rate_per_second: 1,
+        rate_burst: 3,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (mut sender, mut receiver) = server.tutorial("lobby").await.split();
+    for i in 0..20 {
+        if sender
+            .send_text(format!(r#"{{"message":"{i}"}}"#))
+            .await
+            .is_err()
+        {
+            break; // the server may close before all 20 are written
+        }
+    }
+    let (mut delivered, mut refused) = (0, 0);
+    let code = within("the flood to be closed", async {
+        loop {
+            match receiver.recv().await {
+                Ok(Incoming::Frame(TutorialFrame::Message(_))) => delivered += 1,
+                Ok(Incoming::Frame(frame)) => {
+                    assert_eq!(error_code(frame), ErrorCode::RateLimited);
+                    refused += 1;
+                }
+                Ok(Incoming::Closed(info)) => return info.code.map(|c| c.as_u16()),
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => panic!("error before the close: {e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, Some(4002));
+    assert!(delivered >= 3, "the burst is delivered ({delivered})");
+    assert!(
+        refused >= 3,
+        "over-rate frames are refused before the close ({refused})"
+    );
+}

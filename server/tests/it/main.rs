@@ -1,0 +1,12 @@
+//! Integration tests: the real server on 127.0.0.1:0, real sockets, the crate's own clients.
+//! One binary, so the server links once and helpers are shared.
+
+mod support;
+
+mod heartbeat;
+mod limits;
+mod rooms;
+mod send_test;
+mod shutdown;
+mod slow;
+mod typed;

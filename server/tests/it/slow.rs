@@ -1,0 +1,114 @@
+//! Slow consumers: evicted once their queue passes its bound; the room never waits for them.
+
+use std::time::Duration;
+
+use futures_util::future::join;
+use roomcast_protocol::raw;
+use roomcast_protocol::{Incoming, TutorialFrame};
+use roomcast_server::Config;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpSocket;
+
+use crate::support::{TestServer, eventually, room, within};
+
+const MESSAGES: usize = 1000;
+const MESSAGE_BYTES: usize = 16 * 1024;
+/// Messages the publisher may have in flight before it waits for its own echo: keeps the live
+/// members' lag (16 x 16 KiB) well under their 1 MiB bound, as a paced real publisher would.
+const WINDOW: usize = 16;
+
+#[tokio::test]
+async fn a_reader_that_stops_is_closed_as_slow_while_the_others_receive_everything() {
+    let config = Config {
+        // Long enough that the queue bound, not a stalled write, is what evicts.
+        write_timeout: Duration::from_secs(60),
+        rate_per_second: 0,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+
+    // A reader that never reads, with a tiny receive window so the kernel cannot hide it.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let stream = within("connect", socket.connect(server.addr))
+        .await
+        .expect("connect");
+    let url = server.url.room_socket(&room("lobby"));
+    let mut slow = within("upgrade", raw::upgrade_on(stream, &url, None))
+        .await
+        .expect("upgrade");
+
+    let mut live = server.tutorial("lobby").await;
+    let (mut send, mut echo) = server.tutorial("lobby").await.split();
+    let payload = "x".repeat(MESSAGE_BYTES);
+
+    // The publisher is a member too and reads its own echo, which also paces it.
+    let publishing = async {
+        let mut echoed = 0;
+        for i in 0..MESSAGES {
+            if i >= WINDOW {
+                echo.recv().await.expect("echo");
+                echoed += 1;
+            }
+            let frame = roomcast_protocol::TutorialSend {
+                message: format!("{i:04}{payload}"),
+            };
+            send.send(&frame).await.expect("send");
+        }
+        while echoed < MESSAGES {
+            echo.recv().await.expect("echo");
+            echoed += 1;
+        }
+    };
+    let receiving = async {
+        for i in 0..MESSAGES {
+            match live.recv().await.expect("recv") {
+                Incoming::Frame(TutorialFrame::Message(m)) => {
+                    assert_eq!(&m.message[..4], format!("{i:04}"), "in order, none lost");
+                }
+                other => panic!("live member got {other:?} at message {i}"),
+            }
+        }
+    };
+    within(
+        "every message to reach the live member",
+        join(publishing, receiving),
+    )
+    .await;
+
+    eventually("the slow reader to be evicted", || async {
+        (server.sessions_in("lobby").await == 2).then_some(())
+    })
+    .await;
+    let metrics = within(
+        "metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("metrics text");
+    assert!(
+        metrics.contains("roomcast_evictions_total{reason=\"slow\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roomcast_queue_overflows_total 1"),
+        "{metrics}"
+    );
+
+    // The server stopped sending to it: what it can still read is far less than was published.
+    let mut received = Vec::new();
+    within("the slow socket to end", slow.read_to_end(&mut received))
+        .await
+        .ok();
+    assert!(
+        received.len() < MESSAGES * MESSAGE_BYTES / 2,
+        "the slow reader was sent {} bytes of {}",
+        received.len(),
+        MESSAGES * MESSAGE_BYTES
+    );
+}
