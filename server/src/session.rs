@@ -98,7 +98,6 @@ pub(crate) async fn run(
         }
     };
     session.end(&mut socket, &exit).await;
-    state.metrics.session_closed();
     drop(guards);
 }
 
@@ -214,6 +213,8 @@ impl Session {
             membership.set_reason(reason);
         }
         self.outbox.close();
+        // The session is over for everyone else; only its closing handshake remains.
+        self.state.metrics.session_closed();
         if let Some(label) = exit.eviction_label() {
             self.state.metrics.record_eviction(label);
         }

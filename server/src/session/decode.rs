@@ -135,4 +135,16 @@ mod tests {
             Some(ErrorCode::InvalidFrame)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics_either_decoder_and_every_refusal_explains_itself(text in "\\PC{0,200}") {
+            if let Err(refusal) = typed(&text) {
+                proptest::prop_assert!(!refusal.message.is_empty());
+            }
+            if let Err(refusal) = tutorial(&text) {
+                proptest::prop_assert!(!refusal.message.is_empty());
+            }
+        }
+    }
 }

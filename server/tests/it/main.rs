@@ -3,8 +3,12 @@
 
 mod support;
 
+mod api;
+mod binary;
 mod heartbeat;
 mod limits;
+mod presence;
+mod recovery;
 mod rooms;
 mod send_test;
 mod shutdown;

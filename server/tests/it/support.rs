@@ -183,6 +183,15 @@ impl TestServer {
             .await
             .expect("raw upgrade")
     }
+
+    /// [`TestServer::raw`], speaking as `name`.
+    pub async fn raw_as(&self, room_name: &str, name: &str) -> TcpStream {
+        let mut url = self.url.room_socket(&room(room_name));
+        url.query_pairs_mut().append_pair("user", name);
+        within("a raw upgrade", raw::upgrade(&url, None))
+            .await
+            .expect("raw upgrade")
+    }
 }
 
 impl Drop for TestServer {
