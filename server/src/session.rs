@@ -127,21 +127,29 @@ impl Session {
         let state = self.state.clone();
         let config = &state.config;
         let mut heartbeat = Heartbeat::new(config.ping_interval, config.ping_timeout);
-        let shutdown = self.state.shutdown.clone();
+        // Both futures live across iterations: re-creating them per frame would register and
+        // unregister a waiter (the shutdown one on a list every session shares) per message.
+        let shutdown = self.state.shutdown.clone().cancelled_owned();
+        let eviction = tokio::time::sleep(config.ping_timeout);
+        tokio::pin!(shutdown, eviction);
         let mut batch = Vec::new();
         loop {
-            let deadline = heartbeat.deadline();
+            let awaiting_pong = heartbeat.deadline().is_some();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Err(Exit::Shutdown),
-                () = sleep_until_some(deadline) => return Err(Exit::Timeout(config.ping_timeout)),
+                () = &mut shutdown => return Err(Exit::Shutdown),
+                () = &mut eviction, if awaiting_pong => {
+                    return Err(Exit::Timeout(config.ping_timeout));
+                }
                 ready = self.outbox.ready() => match ready {
                     Ready::Overflowed => return Err(Exit::QueueOverflow(config.max_queue_bytes)),
                     Ready::Frames => self.write_batch(socket, &mut batch).await?,
                 },
                 () = heartbeat.ping_due() => {
                     self.write(socket, Message::Ping(Default::default())).await?;
-                    heartbeat.pinged();
+                    if let Some(deadline) = heartbeat.pinged() {
+                        eviction.as_mut().reset(deadline);
+                    }
                 }
                 inbound = socket.recv() => {
                     heartbeat.heard();
@@ -257,13 +265,6 @@ async fn linger(socket: &mut WebSocket) {
     });
     if drained.await.is_err() {
         debug!("peer did not complete the closing handshake in time");
-    }
-}
-
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

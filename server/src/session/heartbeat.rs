@@ -33,9 +33,15 @@ impl Heartbeat {
         self.ticks.tick().await;
     }
 
-    /// Records that a ping was just sent.
-    pub(crate) fn pinged(&mut self) {
-        self.unanswered_since.get_or_insert_with(Instant::now);
+    /// Records that a ping was just sent. Returns the eviction deadline when this ping started
+    /// the clock (no earlier ping was unanswered), so the caller can arm its timer once.
+    pub(crate) fn pinged(&mut self) -> Option<Instant> {
+        if self.unanswered_since.is_some() {
+            return None;
+        }
+        let now = Instant::now();
+        self.unanswered_since = Some(now);
+        Some(now + self.timeout)
     }
 
     /// Records that the client was heard from: it is alive.
@@ -58,16 +64,16 @@ mod tests {
         let mut heartbeat = Heartbeat::new(Duration::from_secs(20), Duration::from_secs(30));
         assert_eq!(heartbeat.deadline(), None);
         heartbeat.ping_due().await;
-        heartbeat.pinged();
-        let first = heartbeat.deadline();
+        let first = heartbeat.pinged();
         assert!(first.is_some());
+        assert_eq!(heartbeat.deadline(), first);
         heartbeat.ping_due().await;
-        heartbeat.pinged();
         assert_eq!(
-            heartbeat.deadline(),
-            first,
-            "a second ping does not push the deadline"
+            heartbeat.pinged(),
+            None,
+            "a second ping does not re-arm the deadline"
         );
+        assert_eq!(heartbeat.deadline(), first);
         heartbeat.heard();
         assert_eq!(heartbeat.deadline(), None);
     }
