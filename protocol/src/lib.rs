@@ -19,11 +19,13 @@
 //! - [`error_code`]: error codes shared by error frames and HTTP error bodies.
 //! - [`tutorial`], [`v1`]: the frames of each protocol.
 //! - [`server_url`]: turning a user's `--url` into socket and HTTP addresses.
-//! - [`client`]: [`Client`] (typed) and [`TutorialClient`], each splittable into halves.
+//! - [`connection`]: one session, generic over its frames, splittable into halves.
+//! - [`client`]: [`Client`] (typed) and [`TutorialClient`] built on it.
 //! - [`raw`]: a hand-made upgrade for clients that must misbehave (never pong, never read).
 
 pub mod client;
 pub mod close;
+pub mod connection;
 pub mod error_code;
 pub mod raw;
 pub mod room;

@@ -14,7 +14,8 @@ fn room() -> impl Strategy<Value = RoomName> {
 }
 
 fn user() -> impl Strategy<Value = UserName> {
-    "[\\p{L}\\p{N}_.'-]{1,32}".prop_map(|s| UserName::new(&s).expect("generated names follow the rule"))
+    "[\\p{L}\\p{N}_.'-]{1,32}"
+        .prop_map(|s| UserName::new(&s).expect("generated names follow the rule"))
 }
 
 fn reference() -> impl Strategy<Value = Option<Ref>> {
@@ -26,23 +27,40 @@ fn reference() -> impl Strategy<Value = Option<Ref>> {
 }
 
 fn position() -> impl Strategy<Value = Option<Position>> {
-    proptest::option::of(("[a-f0-9]{1,16}", any::<u64>()).prop_map(|(epoch, seq)| Position { epoch, seq }))
+    proptest::option::of(
+        ("[a-f0-9]{1,16}", any::<u64>()).prop_map(|(epoch, seq)| Position { epoch, seq }),
+    )
 }
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (room(), position(), reference())
-            .prop_map(|(room, since, reference)| ClientFrame::Join { room, since, reference }),
+        (room(), position(), reference()).prop_map(|(room, since, reference)| ClientFrame::Join {
+            room,
+            since,
+            reference
+        }),
         (room(), reference()).prop_map(|(room, reference)| ClientFrame::Leave { room, reference }),
-        (room(), any::<String>(), reference())
-            .prop_map(|(room, message, reference)| ClientFrame::Publish { room, message, reference }),
+        (room(), any::<String>(), reference()).prop_map(|(room, message, reference)| {
+            ClientFrame::Publish {
+                room,
+                message,
+                reference,
+            }
+        }),
         reference().prop_map(|reference| ClientFrame::Ping { reference }),
     ]
 }
 
 fn room_message() -> impl Strategy<Value = RoomMessage> {
-    (room(), user(), any::<u64>(), any::<u64>(), any::<String>())
-        .prop_map(|(room, user, seq, ts, message)| RoomMessage { room, user, seq, ts, message })
+    (room(), user(), any::<u64>(), any::<u64>(), any::<String>()).prop_map(
+        |(room, user, seq, ts, message)| RoomMessage {
+            room,
+            user,
+            seq,
+            ts,
+            message,
+        },
+    )
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
@@ -56,15 +74,42 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
         room_message().prop_map(ServerFrame::Message),
         (room(), user()).prop_map(|(room, user)| ServerFrame::Join { room, user }),
-        (room(), user(), reason).prop_map(|(room, user, reason)| ServerFrame::Leave { room, user, reason }),
-        (room(), "[a-f0-9]{16}", any::<u64>(), proptest::collection::vec(user(), 0..5), proptest::option::of(any::<bool>()), 0usize..100, reference())
-            .prop_map(|(room, epoch, seq, members, recovered, replay, reference)| ServerFrame::Joined {
-                room, epoch, seq, members, recovered, replay, reference,
-            }),
-        (any::<u64>(), reference()).prop_map(|(ts, reference)| ServerFrame::Pong { ts, reference }),
-        (proptest::option::of(room()), any::<String>(), reference()).prop_map(|(room, message, reference)| {
-            ServerFrame::Error { code: ErrorCode::NotJoined, message, room, reference }
+        (room(), user(), reason).prop_map(|(room, user, reason)| ServerFrame::Leave {
+            room,
+            user,
+            reason
         }),
+        (
+            room(),
+            "[a-f0-9]{16}",
+            any::<u64>(),
+            proptest::collection::vec(user(), 0..5),
+            proptest::option::of(any::<bool>()),
+            0usize..100,
+            reference()
+        )
+            .prop_map(
+                |(room, epoch, seq, members, recovered, replay, reference)| ServerFrame::Joined {
+                    room,
+                    epoch,
+                    seq,
+                    members,
+                    recovered,
+                    replay,
+                    reference,
+                }
+            ),
+        (any::<u64>(), reference()).prop_map(|(ts, reference)| ServerFrame::Pong { ts, reference }),
+        (proptest::option::of(room()), any::<String>(), reference()).prop_map(
+            |(room, message, reference)| {
+                ServerFrame::Error {
+                    code: ErrorCode::NotJoined,
+                    message,
+                    room,
+                    reference,
+                }
+            }
+        ),
     ]
 }
 

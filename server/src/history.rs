@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use roomcast_protocol::{RoomName, UserName};
+use roomcast_protocol::{Position, RoomName, UserName};
 
 use crate::frames::{self, Protocol};
 
@@ -61,7 +61,7 @@ pub(crate) struct History {
 
 /// The outcome of asking for what came after a position.
 #[derive(Debug)]
-pub(crate) enum Since<'a> {
+enum Since<'a> {
     /// Every message after the position is still held (possibly none).
     Complete(Vec<&'a Arc<Published>>),
     /// Some are gone; these are the ones still held after the position.
@@ -99,12 +99,12 @@ impl History {
     }
 
     /// The newest message, for latest-state rooms.
-    pub(crate) fn latest(&self) -> Option<&Arc<Published>> {
+    fn latest(&self) -> Option<&Arc<Published>> {
         self.entries.back()
     }
 
     /// Messages after `seq`, given that the room's last seq is `last_seq`.
-    pub(crate) fn after(&self, seq: u64, last_seq: u64) -> Since<'_> {
+    fn after(&self, seq: u64, last_seq: u64) -> Since<'_> {
         if seq > last_seq {
             // A position from the future of this epoch cannot be ours: do not claim recovery.
             return Since::Partial(Vec::new());
@@ -115,6 +115,27 @@ impl History {
             Since::Complete(held)
         } else {
             Since::Partial(held)
+        }
+    }
+
+    /// What a joiner is replayed, and whether recovery succeeded (when it asked to recover).
+    /// `epoch` and `last_seq` are the room's.
+    pub(crate) fn replay(
+        &self,
+        since: Option<&Position>,
+        epoch: &str,
+        last_seq: u64,
+        latest_on_join: bool,
+    ) -> (Vec<Arc<Published>>, Option<bool>) {
+        match since {
+            Some(position) if position.epoch == epoch => match self.after(position.seq, last_seq) {
+                Since::Complete(list) => (list.into_iter().cloned().collect(), Some(true)),
+                Since::Partial(list) => (list.into_iter().cloned().collect(), Some(false)),
+            },
+            // Another epoch: everything held is news to this client, and something may be lost.
+            Some(_) => (self.page(0, usize::MAX), Some(false)),
+            None if latest_on_join => (self.latest().into_iter().cloned().collect(), None),
+            None => (Vec::new(), None),
         }
     }
 

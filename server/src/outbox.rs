@@ -171,6 +171,29 @@ impl Outbox {
     }
 }
 
+/// Counts from one fan-out, folded into metrics once per fan-out rather than per member.
+#[derive(Debug, Default)]
+pub(crate) struct FanOut {
+    pub(crate) delivered: usize,
+    pub(crate) bytes: usize,
+    pub(crate) overflowed: usize,
+}
+
+impl FanOut {
+    /// Pushes `frame` into `outbox` and counts what happened.
+    pub(crate) fn push(&mut self, outbox: &Outbox, frame: Utf8Bytes) {
+        let len = frame.len();
+        match outbox.push(frame) {
+            Push::Queued => {
+                self.delivered += 1;
+                self.bytes += len;
+            }
+            Push::Overflowed => self.overflowed += 1,
+            Push::Refused => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

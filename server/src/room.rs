@@ -9,14 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserName};
 use slab::Slab;
 
 use crate::frames::{self, Protocol};
-use crate::history::{History, Published, Since};
+use crate::history::{History, Published};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Push};
+use crate::outbox::{FanOut, Outbox};
 
 /// Identifies a session in logs and presence bookkeeping.
 pub(crate) type SessionId = u64;
@@ -80,28 +79,6 @@ struct RoomState {
     empty_since: Option<Instant>,
 }
 
-/// Counts from one fan-out, folded into metrics once per fan-out rather than per member.
-#[derive(Debug, Default)]
-struct FanOut {
-    delivered: usize,
-    bytes: usize,
-    overflowed: usize,
-}
-
-impl FanOut {
-    fn push(&mut self, outbox: &Outbox, frame: Utf8Bytes) {
-        let len = frame.len();
-        match outbox.push(frame) {
-            Push::Queued => {
-                self.delivered += 1;
-                self.bytes += len;
-            }
-            Push::Overflowed => self.overflowed += 1,
-            Push::Refused => {}
-        }
-    }
-}
-
 impl Room {
     pub(crate) fn new(
         name: RoomName,
@@ -156,7 +133,10 @@ impl Room {
             return Err(member);
         }
         state.empty_since = None;
-        let (replay, recovered) = state.replay_for(since, self.latest_on_join);
+        let (replay, recovered) =
+            state
+                .history
+                .replay(since, &state.epoch, state.seq, self.latest_on_join);
         let mut fan_out = FanOut::default();
         if member.protocol == Protocol::Typed {
             let members = state.user_list_with(&member.user);
@@ -318,25 +298,5 @@ impl RoomState {
             users.insert(at, joining.clone());
         }
         users
-    }
-
-    /// What a joiner is replayed, and whether recovery succeeded (when it asked to recover).
-    fn replay_for(
-        &self,
-        since: Option<&Position>,
-        latest_on_join: bool,
-    ) -> (Vec<Arc<Published>>, Option<bool>) {
-        match since {
-            Some(position) if *position.epoch == *self.epoch => {
-                match self.history.after(position.seq, self.seq) {
-                    Since::Complete(list) => (list.into_iter().cloned().collect(), Some(true)),
-                    Since::Partial(list) => (list.into_iter().cloned().collect(), Some(false)),
-                }
-            }
-            // Another epoch: everything held is news to this client, and something may be lost.
-            Some(_) => (self.history.page(0, usize::MAX), Some(false)),
-            None if latest_on_join => (self.history.latest().into_iter().cloned().collect(), None),
-            None => (Vec::new(), None),
-        }
     }
 }
