@@ -19,6 +19,24 @@ impl Drop for Running {
     }
 }
 
+/// Starts `command` with stderr piped; its log lines arrive on the returned channel.
+fn start_logged(command: &mut Command) -> (Running, mpsc::Receiver<String>) {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines, logged) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Running(child), logged)
+}
+
 #[test]
 fn help_explains_every_flag_with_its_default_and_environment_twin() {
     let output = Command::new(BINARY)
@@ -80,24 +98,13 @@ fn bad_settings_exit_2_with_the_shape_expected() {
 
 #[tokio::test]
 async fn it_listens_on_port_from_the_environment_and_exits_0_after_sigterm() {
-    let mut child = Command::new(BINARY)
-        .env("PORT", "0")
-        .env("ROOMCAST_PING_INTERVAL", "1500ms")
-        .env("ROOMCAST_SHUTDOWN_GRACE", "3s")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let server = Running(child);
-    let (lines, logged) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (server, logged) = start_logged(
+        Command::new(BINARY)
+            .env("PORT", "0")
+            .env("ROOMCAST_PING_INTERVAL", "1500ms")
+            .env("ROOMCAST_SHUTDOWN_GRACE", "3s")
+            .env("RUST_LOG", "info"),
+    );
     let listening = logged.recv_timeout(WAIT).expect("a log line at start");
     assert!(
         listening.contains("listening") && listening.contains("1.5s"),
@@ -134,4 +141,19 @@ async fn it_listens_on_port_from_the_environment_and_exits_0_after_sigterm() {
     })
     .await;
     assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_key_warns_that_publishing_is_refused() {
+    let (_server, logged) = start_logged(
+        Command::new(BINARY)
+            .args(["--host", "0.0.0.0", "--port", "0"])
+            .env_remove("ROOMCAST_API_KEY")
+            .env("RUST_LOG", "warn"),
+    );
+    let warning = logged.recv_timeout(WAIT).expect("a warning at start");
+    assert!(
+        warning.contains("WARN") && warning.contains("ROOMCAST_API_KEY"),
+        "{warning}"
+    );
 }
