@@ -20,6 +20,13 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            error!("could not listen for SIGINT/SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let port = match config.resolved_port() {
         Ok(port) => port,
         Err(message) => {
@@ -54,34 +61,21 @@ async fn main() -> ExitCode {
              every non-loopback peer; set ROOMCAST_API_KEY to allow it"
         );
     }
-    run(listener, config, shutdown_signal()).await;
+    run(listener, config, shutdown).await;
     ExitCode::SUCCESS
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Render and most supervisors send).
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            error!(error = %e, "could not listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Registers for SIGINT (Ctrl-C) and SIGTERM (what Render and most supervisors send) now, and
+/// returns a future that completes on either. Registering before the server announces itself
+/// matters: a signal that arrives earlier would otherwise kill the process without a drain.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT received"),
+            _ = terminate.recv() => info!("SIGTERM received"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                error!(error = %e, "could not listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
+    })
 }
