@@ -28,6 +28,8 @@ pub enum CloseCode {
     MessageTooBig,
     /// 1011: the server hit an internal error.
     InternalError,
+    /// 1013: the server is at a capacity bound (`--max-rooms`); try again later.
+    TryAgainLater,
     /// 4000: nothing (not even a pong) arrived within `ping-timeout` after a ping.
     HeartbeatTimeout,
     /// 4001: the client read too slowly; its outbound queue passed `max-queue-bytes`, or a write
@@ -45,12 +47,13 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every named code, in table order (for docs and tests).
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 11] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
         CloseCode::MessageTooBig,
         CloseCode::InternalError,
+        CloseCode::TryAgainLater,
         CloseCode::HeartbeatTimeout,
         CloseCode::SlowConsumer,
         CloseCode::Flood,
@@ -66,6 +69,7 @@ impl CloseCode {
             CloseCode::ProtocolError => 1002,
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
+            CloseCode::TryAgainLater => 1013,
             CloseCode::HeartbeatTimeout => 4000,
             CloseCode::SlowConsumer => 4001,
             CloseCode::Flood => 4002,
@@ -83,6 +87,7 @@ impl CloseCode {
             CloseCode::ProtocolError => "protocol_error",
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
+            CloseCode::TryAgainLater => "try_again_later",
             CloseCode::HeartbeatTimeout => "timeout",
             CloseCode::SlowConsumer => "slow",
             CloseCode::Flood => "flood",

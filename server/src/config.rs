@@ -50,6 +50,11 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
+    /// Most rooms that may exist at once (with members or kept history). Past it, joining or
+    /// publishing to a new room is refused (HTTP 503, error frame `unavailable`, close 1013).
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = DEFAULT_MAX_ROOMS)]
+    pub max_rooms: usize,
+
     /// Most rooms one typed session may be in at once.
     #[arg(long, env = "ROOMCAST_MAX_ROOMS_PER_SESSION", default_value_t = DEFAULT_MAX_ROOMS_PER_SESSION)]
     pub max_rooms_per_session: usize,
@@ -103,6 +108,9 @@ Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=roomcast_server=debug) for more."
 /// Default for `--max-connections`: well above the 10,000-client load tests, well below what a
 /// default `ulimit -n` of 1,048,576 file descriptors allows.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Default for `--max-rooms`: room bookkeeping is small, but rooms keep history for
+/// `--room-ttl`, so their number must be bounded whoever creates them.
+pub const DEFAULT_MAX_ROOMS: usize = 100_000;
 /// Default for `--max-rooms-per-session`.
 pub const DEFAULT_MAX_ROOMS_PER_SESSION: usize = 100;
 /// Default for `--rate-per-second`: far above human typing, low enough to stop a runaway loop.
@@ -125,6 +133,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_rooms: DEFAULT_MAX_ROOMS,
             max_rooms_per_session: DEFAULT_MAX_ROOMS_PER_SESSION,
             rate_per_second: DEFAULT_RATE_PER_SECOND,
             rate_burst: DEFAULT_RATE_BURST,

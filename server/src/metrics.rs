@@ -25,6 +25,7 @@ pub struct Metrics {
     frames_refused: Family<Labels, Counter<u64, AtomicU64>>,
     http_publishes: Family<Labels, Counter<u64, AtomicU64>>,
     connections_refused: Counter<u64, AtomicU64>,
+    rooms_refused: Counter<u64, AtomicU64>,
     history_replays: Family<Labels, Counter<u64, AtomicU64>>,
     resident_memory: Gauge<i64, AtomicI64>,
 }
@@ -50,6 +51,7 @@ impl Metrics {
             frames_refused: Family::default(),
             http_publishes: Family::default(),
             connections_refused: Counter::default(),
+            rooms_refused: Counter::default(),
             history_replays: Family::default(),
             resident_memory: Gauge::default(),
             registry: Registry::default(),
@@ -103,6 +105,11 @@ impl Metrics {
             "connections_refused",
             "WebSocket upgrades refused with 503 because --max-connections was reached",
             metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "rooms_refused",
+            "New rooms refused because --max-rooms rooms existed",
+            metrics.rooms_refused.clone(),
         );
         registry.register(
             "history_replays",
@@ -164,6 +171,10 @@ impl Metrics {
 
     pub(crate) fn record_connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    pub(crate) fn record_room_refused(&self) {
+        self.rooms_refused.inc();
     }
 
     pub(crate) fn record_replay(&self, recovered: bool) {

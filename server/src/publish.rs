@@ -217,7 +217,10 @@ pub(crate) fn publish(
         return Err(ApiError::unavailable("the server is shutting down"));
     }
     let publish_now = || {
-        let delivery = state.rooms.publish(&room, &user, &message);
+        let delivery = state
+            .rooms
+            .publish(&room, &user, &message)
+            .map_err(|full| ApiError::unavailable(full.to_string()))?;
         state.metrics.record_publish("http");
         Ok(Published {
             room: room.clone(),

@@ -23,8 +23,25 @@ struct Shared {
     rooms: Mutex<HashMap<RoomName, Arc<Room>>>,
     history: HistoryLimits,
     room_ttl: Duration,
+    max_rooms: usize,
     latest_on_join: Vec<String>,
     metrics: Arc<Metrics>,
+}
+
+/// A new room was refused: `--max-rooms` rooms exist already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RoomsFull {
+    pub(crate) max_rooms: usize,
+}
+
+impl std::fmt::Display for RoomsFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server holds its maximum of {} rooms (--max-rooms); try again later",
+            self.max_rooms
+        )
+    }
 }
 
 /// What [`Rooms::new`] needs to know.
@@ -32,6 +49,7 @@ struct Shared {
 pub(crate) struct RoomSettings {
     pub(crate) history: HistoryLimits,
     pub(crate) room_ttl: Duration,
+    pub(crate) max_rooms: usize,
     pub(crate) latest_on_join: Vec<String>,
 }
 
@@ -42,6 +60,7 @@ impl Rooms {
                 rooms: Mutex::new(HashMap::new()),
                 history: settings.history,
                 room_ttl: settings.room_ttl,
+                max_rooms: settings.max_rooms,
                 latest_on_join: settings.latest_on_join,
                 metrics,
             }),
@@ -55,10 +74,16 @@ impl Rooms {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn get_or_create(&self, name: &RoomName) -> Arc<Room> {
+    fn get_or_create(&self, name: &RoomName) -> Result<Arc<Room>, RoomsFull> {
         let mut rooms = self.registry();
         if let Some(room) = rooms.get(name) {
-            return room.clone();
+            return Ok(room.clone());
+        }
+        if rooms.len() >= self.shared.max_rooms {
+            self.shared.metrics.record_room_refused();
+            return Err(RoomsFull {
+                max_rooms: self.shared.max_rooms,
+            });
         }
         let latest = self
             .shared
@@ -73,7 +98,7 @@ impl Rooms {
         ));
         rooms.insert(name.clone(), room.clone());
         self.shared.metrics.set_rooms(rooms.len());
-        room
+        Ok(room)
     }
 
     /// The room named `name`, if it exists.
@@ -88,18 +113,18 @@ impl Rooms {
         member: Member,
         since: Option<&Position>,
         reference: Option<&Ref>,
-    ) -> Membership {
+    ) -> Result<Membership, RoomsFull> {
         let mut member = member;
         loop {
-            let room = self.get_or_create(name);
+            let room = self.get_or_create(name)?;
             match room.try_join(member, since, reference.cloned()) {
                 Ok(key) => {
-                    return Membership {
+                    return Ok(Membership {
                         rooms: self.clone(),
                         room,
                         key,
                         reason: LeaveReason::Closed,
-                    };
+                    });
                 }
                 // Retired between lookup and join: look it up again.
                 Err(returned) => member = returned,
@@ -109,14 +134,19 @@ impl Rooms {
 
     /// Publishes `text` as `user` to `name`, creating the room if needed so its history keeps
     /// the message for later joiners.
-    pub(crate) fn publish(&self, name: &RoomName, user: &UserName, text: &str) -> Delivery {
+    pub(crate) fn publish(
+        &self,
+        name: &RoomName,
+        user: &UserName,
+        text: &str,
+    ) -> Result<Delivery, RoomsFull> {
         loop {
-            let room = self.get_or_create(name);
+            let room = self.get_or_create(name)?;
             if let Ok(delivery) = room.publish(user, text) {
                 if delivery.delivered == 0 {
                     self.release_if_empty(&room);
                 }
-                return delivery;
+                return Ok(delivery);
             }
         }
     }

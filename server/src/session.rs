@@ -90,8 +90,11 @@ pub(crate) async fn run(
     let exit = match start.refusal {
         Some(refusal) => refusal,
         None => {
-            session.begin(start.room);
-            match session.drive(&mut socket).await {
+            let outcome = match session.begin(start.room) {
+                Ok(()) => session.drive(&mut socket).await,
+                Err(exit) => Err(exit),
+            };
+            match outcome {
                 Err(exit) => exit,
                 Ok(never) => match never {},
             }
@@ -102,8 +105,9 @@ pub(crate) async fn run(
 }
 
 impl Session {
-    /// Queues `welcome` (typed) and joins the room in the URL.
-    fn begin(&mut self, room: Option<RoomName>) {
+    /// Queues `welcome` (typed) and joins the room in the URL. A tutorial session that cannot
+    /// join its room has nothing to do and ends (1013).
+    fn begin(&mut self, room: Option<RoomName>) -> Result<(), Exit> {
         if self.protocol == Protocol::Typed {
             let welcome = ServerFrame::Welcome {
                 user: self.user.clone(),
@@ -112,8 +116,9 @@ impl Session {
             self.queue(frames::typed(&welcome));
         }
         if let Some(room) = room {
-            self.join(room, None, None);
+            self.join(room, None, None)?;
         }
+        Ok(())
     }
 
     /// Queues a frame for this session alone (answers, errors).

@@ -43,6 +43,7 @@ impl AppState {
                     bytes: config.history_bytes,
                 },
                 room_ttl: config.room_ttl,
+                max_rooms: config.max_rooms,
                 latest_on_join: config.latest_on_join.clone(),
             },
             metrics.clone(),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use roomcast_protocol::{
-    ClientFrame, ErrorCode, LeaveReason, Position, Ref, RoomName, ServerFrame,
+    ClientFrame, CloseCode, ErrorCode, LeaveReason, Position, Ref, RoomName, ServerFrame,
 };
 
 use super::decode::{self, Refusal};
@@ -79,7 +79,10 @@ impl Session {
                 room,
                 since,
                 reference,
-            } => self.join(room, since.as_ref(), reference),
+            } => {
+                // Only tutorial joins can end a session, and tutorial sessions send no `join`.
+                let _typed_joins_never_exit = self.join(room, since.as_ref(), reference);
+            }
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -98,13 +101,14 @@ impl Session {
     }
 
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
-    /// room's current state and replays nothing.
+    /// room's current state and replays nothing. Only a tutorial session's join can end the
+    /// session (its one room refused at `--max-rooms`); typed sessions get an error frame.
     pub(super) fn join(
         &mut self,
         room: RoomName,
         since: Option<&Position>,
         reference: Option<Ref>,
-    ) {
+    ) -> Result<(), Exit> {
         if let Some(existing) = self.memberships.get(&room) {
             let stats = existing.room().stats();
             self.queue(frames::typed(&ServerFrame::Joined {
@@ -116,7 +120,7 @@ impl Session {
                 replay: 0,
                 reference,
             }));
-            return;
+            return Ok(());
         }
         let limit = self.state.config.max_rooms_per_session;
         if self.memberships.len() >= limit {
@@ -127,18 +131,31 @@ impl Session {
                 )
                 .about(Some(room), reference),
             );
-            return;
+            return Ok(());
         }
         let member = Member {
             user: self.user.clone(),
             protocol: self.protocol,
             outbox: self.outbox.clone(),
         };
-        let membership = self
+        match self
             .state
             .rooms
-            .join(&room, member, since, reference.as_ref());
-        self.memberships.insert(room, membership);
+            .join(&room, member, since, reference.as_ref())
+        {
+            Ok(membership) => {
+                self.memberships.insert(room, membership);
+                Ok(())
+            }
+            Err(full) if self.protocol == Protocol::Tutorial => {
+                Err(Exit::Refused(CloseCode::TryAgainLater, full.to_string()))
+            }
+            Err(full) => {
+                let refusal = Refusal::new(ErrorCode::Unavailable, full.to_string());
+                self.refuse(refusal.about(Some(room), reference));
+                Ok(())
+            }
+        }
     }
 
     fn leave(&mut self, room: RoomName, reference: Option<Ref>) {

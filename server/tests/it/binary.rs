@@ -54,6 +54,7 @@ fn help_explains_every_flag_with_its_default_and_environment_twin() {
         "--write-timeout",
         "--max-message-bytes",
         "--max-connections",
+        "--max-rooms",
         "--history-size",
         "--room-ttl",
         "--latest-on-join",

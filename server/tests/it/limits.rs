@@ -136,3 +136,51 @@ async fn a_flood_is_refused_frame_by_frame_then_closed_with_4002() {
         "over-rate frames are refused before the close ({refused})"
     );
 }
+
+#[tokio::test]
+async fn past_max_rooms_new_rooms_are_refused_on_every_path_and_old_ones_keep_working() {
+    let config = Config {
+        max_rooms: 2,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut existing = server.tutorial("one").await;
+    let _other = server.tutorial("two").await;
+
+    let mut newcomer = server.tutorial("three").await;
+    let (code, reason) = tutorial_close(&mut newcomer).await;
+    assert_eq!(code, Some(1013), "{reason}");
+    assert!(reason.contains("--max-rooms"), "{reason}");
+
+    let mut typed = server.typed("ana").await;
+    within(
+        "join",
+        typed.join(&crate::support::room("four"), None, None),
+    )
+    .await
+    .expect("join");
+    match crate::support::next_typed(&mut typed).await {
+        roomcast_protocol::ServerFrame::Error { code, room, .. } => {
+            assert_eq!(
+                (code, room.map(|r| r.to_string())),
+                (ErrorCode::Unavailable, Some("four".to_owned()))
+            );
+        }
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+
+    let url = server.http_url("chat/five/send-test/");
+    let response = within(
+        "publish",
+        server.http().get(url).query(&[("message", "x")]).send(),
+    )
+    .await
+    .expect("request");
+    assert_eq!(response.status(), 503);
+
+    within("send", existing.send_message("still here"))
+        .await
+        .expect("send");
+    assert_eq!(next_text(&mut existing).await, "still here");
+    assert_eq!(server.rooms().await.rooms.len(), 2);
+}
