@@ -193,7 +193,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { chords: &[ctrl('p'), alt(KeyCode::Up)], action: Action::PrevRoom, help: "previous room" },
     Binding { chords: &ALT_DIGITS, action: Action::GoToRoom, help: "room by number" },
     Binding { chords: &[alt(KeyCode::Char('a'))], action: Action::NextUnread, help: "next room with unread messages" },
-    Binding { chords: &[ctrl('k')], action: Action::KillOrFilter, help: "delete to end of line; on an empty end, jump to a room by name" },
+    Binding { chords: &[ctrl('k')], action: Action::KillOrFilter, help: "delete to end of line, or (at the end) jump to a room" },
     Binding { chords: &[key(KeyCode::PageUp)], action: Action::PageUp, help: "scroll up a page" },
     Binding { chords: &[key(KeyCode::PageDown)], action: Action::PageDown, help: "scroll down a page" },
     Binding { chords: &[key(KeyCode::Home)], action: Action::ScrollTop, help: "oldest message" },

@@ -46,15 +46,17 @@ pub fn areas(size: (u16, u16), show_members: bool, input_rows: u16) -> Areas {
     } else {
         0
     };
-    // One column of each side pane is its separator line.
-    let timeline_x = sidebar_width;
-    let timeline_width = width.saturating_sub(sidebar_width + members_width);
+    // One column of each side pane is its separator line; one blank column keeps text off it.
+    let left_gap = u16::from(sidebar_width > 0);
+    let right_gap = u16::from(members_width > 0);
+    let timeline_x = sidebar_width + left_gap;
+    let timeline_width = width.saturating_sub(sidebar_width + left_gap + right_gap + members_width);
     Areas {
         title: Rect::new(0, 0, width, body_top),
         sidebar: Rect::new(0, body_top, sidebar_width, body_height),
         timeline: Rect::new(timeline_x, body_top, timeline_width, body_height),
         members: Rect::new(
-            timeline_x + timeline_width,
+            timeline_x + timeline_width + right_gap,
             body_top,
             members_width,
             body_height,
@@ -71,7 +73,11 @@ mod tests {
     #[test]
     fn panes_fit_side_by_side_at_80_columns() {
         let a = areas((80, 24), true, 1);
-        assert_eq!(a.sidebar.width + a.timeline.width + a.members.width, 80);
+        assert_eq!(
+            a.sidebar.width + 1 + a.timeline.width + 1 + a.members.width,
+            80
+        );
+        assert_eq!(a.members.right(), 80);
         assert_eq!(a.timeline.height, 21);
         assert_eq!((a.status.y, a.input.y), (22, 23));
     }

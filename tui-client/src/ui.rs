@@ -74,3 +74,6 @@ fn title(app: &App, area: Rect, buf: &mut Buffer) {
     }
     buf.set_stringn(area.x, area.y, text, usize::from(area.width), style);
 }
+
+#[cfg(test)]
+mod tests;

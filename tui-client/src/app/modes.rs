@@ -84,7 +84,7 @@ impl App {
     }
 
     /// Indexes of the rooms whose names contain the filter's letters in order
-    /// (case-insensitive), best (shortest) first.
+    /// (case-insensitive): names starting with the query first, each group in list order.
     pub(crate) fn filtered_rooms(&self) -> Vec<usize> {
         let query = match &self.mode {
             Mode::Filter { query, .. } => query.to_lowercase(),
@@ -93,7 +93,13 @@ impl App {
         let mut hits: Vec<usize> = (0..self.rooms.len())
             .filter(|&i| is_subsequence(&query, &self.rooms[i].name.as_str().to_lowercase()))
             .collect();
-        hits.sort_by_key(|&i| self.rooms[i].name.as_str().len());
+        hits.sort_by_key(|&i| {
+            !self.rooms[i]
+                .name
+                .as_str()
+                .to_lowercase()
+                .starts_with(&query)
+        });
         hits
     }
 }

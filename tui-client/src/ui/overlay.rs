@@ -110,7 +110,7 @@ pub fn render_filter(app: &App, area: Rect, query: &str, selected: usize, buf: &
     let block = Block::new()
         .borders(Borders::ALL)
         .border_style(palette::dim())
-        .title(" jump to room · Enter · Esc ");
+        .title(" jump to room ");
     let inner = block.inner(popup);
     block.render(popup, buf);
     if inner.is_empty() {

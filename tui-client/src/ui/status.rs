@@ -10,9 +10,16 @@ use super::palette;
 use super::wrap::text_width;
 use crate::app::{App, Link, Mode};
 
+/// Screens narrower than this get the short forms of long status texts.
+const NARROW: u16 = 60;
+
 /// The link as words and a style.
 pub fn link_text(app: &App) -> (String, Style) {
     match app.link() {
+        Link::Connected { rtt: Some(rtt) } if rtt.as_millis() == 0 => (
+            "● connected · <1 ms".to_owned(),
+            Style::new().fg(Color::Green),
+        ),
         Link::Connected { rtt: Some(rtt) } => (
             format!("● connected · {} ms", rtt.as_millis()),
             Style::new().fg(Color::Green),
@@ -25,10 +32,13 @@ pub fn link_text(app: &App) -> (String, Style) {
         ),
         Link::Reconnecting { at_ms, reason } => {
             let secs = at_ms.saturating_sub(app.now_ms).div_ceil(1000);
-            (
-                format!("↻ reconnecting in {secs}s ({reason})"),
-                palette::warning(),
-            )
+            // Narrow screens keep the countdown and the close code, which come first.
+            let text = if app.size.0 < NARROW {
+                format!("↻ in {secs}s · {reason}")
+            } else {
+                format!("↻ reconnecting in {secs}s ({reason})")
+            };
+            (text, palette::warning())
         }
         Link::Stopped { reason } => (
             format!("✕ disconnected: {reason}; not retrying (/nick NAME or /quit)"),
@@ -45,7 +55,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let width = usize::from(area.width);
     if let Mode::PasteConfirm { text } = app.mode() {
         let lines = text.lines().count();
-        let ask = format!(" paste {lines} lines as one message? y/Enter: yes · n/Esc: no");
+        let ask = if width < usize::from(NARROW) {
+            format!(" paste {lines} lines as one message? y/n")
+        } else {
+            format!(" paste {lines} lines as one message? y/Enter: yes · n/Esc: no")
+        };
         let style = palette::warning().add_modifier(Modifier::REVERSED);
         buf.set_style(area, style);
         buf.set_stringn(area.x, area.y, ask, width, style);

@@ -68,13 +68,11 @@ pub fn entry_lines(
         }
         Entry::Missing { count, .. } => {
             let what = match count {
-                Some(1) => {
-                    "⚠ 1 message may be missing (reconnected too late to recover it)".to_owned()
-                }
+                Some(1) => "⚠ 1 message may be missing".to_owned(),
                 Some(n) => {
-                    format!("⚠ {n} messages may be missing (reconnected too late to recover them)")
+                    format!("⚠ {n} messages may be missing")
                 }
-                None => "⚠ some messages may be missing (the room's history was lost)".to_owned(),
+                None => "⚠ some messages may be missing (the room's history was reset)".to_owned(),
             };
             vec![
                 time,
