@@ -141,21 +141,12 @@ impl Session {
         loop {
             let awaiting_pong = heartbeat.deadline().is_some();
             tokio::select! {
+                // Order matters. Inbound comes before the eviction check, so a pong that is
+                // already here is counted before its ping is declared unanswered; the outbox
+                // comes last, so a busy room cannot starve reading pongs and frames (the other
+                // arms are ready only now and then; the outbox can be ready all the time).
                 biased;
                 () = &mut shutdown => return Err(Exit::Shutdown),
-                () = &mut eviction, if awaiting_pong => {
-                    return Err(Exit::Timeout(config.ping_timeout));
-                }
-                ready = self.outbox.ready() => match ready {
-                    Ready::Overflowed => return Err(Exit::QueueOverflow(config.max_queue_bytes)),
-                    Ready::Frames => self.write_batch(socket, &mut batch).await?,
-                },
-                () = heartbeat.ping_due() => {
-                    self.write(socket, Message::Ping(Default::default())).await?;
-                    if let Some(deadline) = heartbeat.pinged() {
-                        eviction.as_mut().reset(deadline);
-                    }
-                }
                 inbound = socket.recv() => {
                     heartbeat.heard();
                     match inbound {
@@ -169,6 +160,19 @@ impl Session {
                         None => return Err(Exit::Vanished),
                     }
                 }
+                () = &mut eviction, if awaiting_pong => {
+                    return Err(Exit::Timeout(config.ping_timeout));
+                }
+                () = heartbeat.ping_due() => {
+                    self.write(socket, Message::Ping(Default::default())).await?;
+                    if let Some(deadline) = heartbeat.pinged() {
+                        eviction.as_mut().reset(deadline);
+                    }
+                }
+                ready = self.outbox.ready() => match ready {
+                    Ready::Overflowed => return Err(Exit::QueueOverflow(config.max_queue_bytes)),
+                    Ready::Frames => self.write_batch(socket, &mut batch).await?,
+                },
             }
         }
     }

@@ -114,3 +114,57 @@ async fn a_vanished_client_leaves_the_room_as_soon_as_the_kernel_says_so() {
     })
     .await;
 }
+
+// Multi-threaded like the real server, with each client on its own task: on one thread the
+// test's own clients would starve each other of the chance to answer pings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_a_busy_room_keeps_answering_pings_and_is_not_evicted() {
+    let config = Config {
+        ping_interval: Duration::from_millis(100),
+        ping_timeout: Duration::from_millis(300),
+        rate_per_second: 0,
+        // Room enough that the backlog, never the queue bound, is what is exercised.
+        max_queue_bytes: 64 * 1024 * 1024,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (_reader_sender, mut reader) = server.tutorial("busy").await.split();
+    let (mut publisher, mut echo) = server.tutorial("busy").await.split();
+    const MESSAGES: usize = 4000;
+    let frame = roomcast_protocol::TutorialSend {
+        message: "y".repeat(2048),
+    };
+    // 8 MB as fast as the publisher can send (many heartbeat intervals): the reader's queue is
+    // never empty for long, and its pongs must still be read in time.
+    let publishing = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            publisher.send(&frame).await.expect("send");
+        }
+    });
+    let draining_echo = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            echo.recv().await.expect("echo");
+        }
+    });
+    let reading = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            match reader.recv().await.expect("recv") {
+                roomcast_protocol::Incoming::Frame(_) => {}
+                other => panic!("the reader was cut off after {i} messages: {other:?}"),
+            }
+        }
+    });
+    let started = Instant::now();
+    within("the reader to get everything", reading)
+        .await
+        .expect("reader task");
+    within("the publisher to finish", publishing)
+        .await
+        .expect("publisher task");
+    within("the echo", draining_echo).await.expect("echo task");
+    // The reader got every message, so it was never evicted; the stretch outlasted the timeout.
+    assert!(
+        started.elapsed() > Duration::from_millis(300),
+        "long enough to need pongs"
+    );
+}
