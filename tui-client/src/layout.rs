@@ -51,18 +51,22 @@ pub fn areas(size: (u16, u16), show_members: bool, input_rows: u16) -> Areas {
     let right_gap = u16::from(members_width > 0);
     let timeline_x = sidebar_width + left_gap;
     let timeline_width = width.saturating_sub(sidebar_width + left_gap + right_gap + members_width);
+    // Tiny terminals (a pane being split, a resize in progress) must never put a pane
+    // outside the screen: every area is clipped to it.
+    let screen = Rect::new(0, 0, width, height);
     Areas {
-        title: Rect::new(0, 0, width, body_top),
-        sidebar: Rect::new(0, body_top, sidebar_width, body_height),
-        timeline: Rect::new(timeline_x, body_top, timeline_width, body_height),
+        title: Rect::new(0, 0, width, body_top).intersection(screen),
+        sidebar: Rect::new(0, body_top, sidebar_width, body_height).intersection(screen),
+        timeline: Rect::new(timeline_x, body_top, timeline_width, body_height).intersection(screen),
         members: Rect::new(
             timeline_x + timeline_width + right_gap,
             body_top,
             members_width,
             body_height,
-        ),
-        status: Rect::new(0, bottom, width, 1.min(height)),
-        input: Rect::new(0, bottom + 1, width, input_rows.min(height)),
+        )
+        .intersection(screen),
+        status: Rect::new(0, bottom, width, 1).intersection(screen),
+        input: Rect::new(0, bottom + 1, width, input_rows).intersection(screen),
     }
 }
 

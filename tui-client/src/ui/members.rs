@@ -9,7 +9,7 @@ use crate::app::App;
 
 /// Draws the shown room's members with a separator in the first column.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    if area.width < 4 {
+    if area.width < 4 || area.height == 0 {
         return;
     }
     separator(area.x, area, buf);

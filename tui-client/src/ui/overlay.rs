@@ -74,6 +74,9 @@ pub fn render_help(area: Rect, scroll: usize, buf: &mut Buffer) {
         .unwrap_or(u16::MAX)
         .min(area.height);
     let popup = centred(area, width, height);
+    if popup.width < 3 || popup.height < 3 {
+        return;
+    }
     Clear.render(popup, buf);
     let rows = usize::from(popup.height.saturating_sub(2));
     let scroll = scroll.min(lines.len().saturating_sub(rows));
@@ -106,6 +109,9 @@ pub fn render_filter(app: &App, area: Rect, query: &str, selected: usize, buf: &
         width.min(area.width),
         height,
     );
+    if popup.width < 3 || popup.height < 3 {
+        return;
+    }
     Clear.render(popup, buf);
     let block = Block::new()
         .borders(Borders::ALL)

@@ -10,7 +10,7 @@ use crate::app::App;
 
 /// Draws the room list with its separator in the last column.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    if area.width < 4 {
+    if area.width < 4 || area.height == 0 {
         return;
     }
     separator(area.right() - 1, area, buf);

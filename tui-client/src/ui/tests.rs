@@ -220,3 +220,33 @@ fn a_long_input_grows_upwards_into_the_timeline() {
         app
     });
 }
+
+/// Renders into a bare buffer (TestBackend's text view cannot show a 0-wide screen).
+fn draw(app: &App) {
+    use ratatui::widgets::Widget;
+    let area = ratatui::layout::Rect::new(0, 0, app.size.0, app.size.1);
+    let mut buf = ratatui::buffer::Buffer::empty(area);
+    app.render(area, &mut buf);
+}
+
+#[test]
+fn no_terminal_size_makes_drawing_panic() {
+    // tmux hands a freshly split pane one row at first; a resize can pass through 0x0.
+    for width in (0..=45).chain([60, 70, 80, 160]) {
+        for height in 0..=14 {
+            let mut app = busy((width, height));
+            draw(&app);
+            for event in [key(KeyCode::F(1)), key(KeyCode::Esc), key(KeyCode::PageUp)] {
+                app.update(event);
+                draw(&app);
+            }
+            app.update(Event::Key(KeyEvent::new(
+                KeyCode::Char('k'),
+                KeyModifiers::CONTROL,
+            )));
+            draw(&app);
+            app.update(Event::Paste("a\nb".into()));
+            draw(&app);
+        }
+    }
+}
