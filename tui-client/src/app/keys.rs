@@ -127,15 +127,28 @@ impl App {
                 self.run_command(command)
             }
             Parsed::Message(text) => {
-                let room = self.rooms.get_mut(self.active)?;
-                if !room.joined {
+                let room = self.rooms.get(self.active)?;
+                let (name, joined) = (room.name.clone(), room.joined);
+                if !joined {
                     self.flash("not in the room yet; the message stays in the input");
                     return None;
                 }
-                room.history.push(line);
-                let room = room.name.clone();
+                // A frame over the server's limit would close the whole session (1009).
+                if let Some(limit) = self.server.as_ref().map(|s| s.max_message_bytes) {
+                    let frame_bytes = publish_frame_bytes(&name, &text);
+                    if frame_bytes > limit {
+                        self.flash(format!(
+                            "too long to send ({frame_bytes} bytes; the server takes {limit}); it stays in the input"
+                        ));
+                        return None;
+                    }
+                }
+                if let Some(room) = self.rooms.get_mut(self.active) {
+                    room.history.push(line);
+                }
                 self.editor.take();
                 self.scroll_to_bottom();
+                let room = name;
                 Some(Effect::Net(NetCommand::Publish { room, text }))
             }
         }
@@ -273,4 +286,14 @@ impl App {
             room.new_below = 0;
         }
     }
+}
+
+/// The size of the `publish` frame that carries `text` to `room`, as the server measures it.
+fn publish_frame_bytes(room: &roomcast_protocol::RoomName, text: &str) -> usize {
+    let frame = roomcast_protocol::ClientFrame::Publish {
+        room: room.clone(),
+        message: text.to_owned(),
+        reference: None,
+    };
+    serde_json::to_string(&frame).map_or(usize::MAX, |json| json.len())
 }

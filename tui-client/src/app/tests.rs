@@ -1,15 +1,15 @@
 //! Keys and server events in, state and effects out: no terminal, no socket, no clock.
 
-use std::time::Duration;
-
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use roomcast_protocol::{LeaveReason, Position, RoomMessage, RoomName, ServerFrame, UserName};
+use roomcast_protocol::{RoomMessage, RoomName, ServerFrame, UserName};
 
-use super::{App, Link, Mode, Settings};
+use super::{App, Mode, Settings};
+
+mod rooms;
+mod server_events;
 use crate::event::{Effect, Event};
 use crate::net::{Joined, NetCommand, NetEvent};
 use crate::rooms::Entry;
-use crate::ui::link_text;
 
 /// 2024-05-01 12:00:00 UTC.
 pub(crate) const NOON_MS: u64 = 1_714_564_800_000;
@@ -84,7 +84,7 @@ pub(crate) fn message(room_name: &str, from: &str, seq: u64, text: &str) -> Even
     })))
 }
 
-fn key(code: KeyCode) -> Event {
+pub(crate) fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
@@ -128,79 +128,6 @@ fn a_message_stays_in_the_input_until_the_room_is_joined() {
     assert_eq!(app.update(key(KeyCode::Enter)), None);
     assert_eq!(app.input(), "early");
     assert!(app.flash.is_some());
-}
-
-#[test]
-fn unread_count_resets_when_the_room_is_shown() {
-    let mut app = chatting(&["lobby", "dev"], (80, 24));
-    app.update(message("dev", "bob", 1, "one"));
-    app.update(message("dev", "bob", 2, "two"));
-    assert_eq!(app.rooms()[1].unread, 2);
-    app.update(ctrl('n'));
-    assert_eq!(active(&app), "dev");
-    assert_eq!(app.rooms()[1].unread, 0);
-}
-
-#[test]
-fn own_and_presence_lines_are_not_unread() {
-    let mut app = chatting(&["lobby", "dev"], (80, 24));
-    app.update(message("dev", "ana", 1, "mine"));
-    app.update(Event::Net(NetEvent::Frame(ServerFrame::Join {
-        room: room("dev"),
-        user: user("cy"),
-    })));
-    assert_eq!(app.rooms()[1].unread, 0);
-}
-
-#[test]
-fn a_mention_marks_the_room_and_next_unread_goes_there_first() {
-    let mut app = chatting(&["lobby", "dev", "ops"], (80, 24));
-    app.update(message("dev", "bob", 1, "plain"));
-    app.update(message("ops", "bob", 1, "ana, look"));
-    assert!(app.rooms()[2].mentioned && !app.rooms()[1].mentioned);
-    app.update(alt('a'));
-    assert_eq!(active(&app), "ops");
-    app.update(alt('a'));
-    assert_eq!(active(&app), "dev");
-    app.update(alt('a'));
-    assert_eq!(active(&app), "dev", "nothing unread: stay");
-}
-
-#[test]
-fn rooms_switch_with_ctrl_n_ctrl_p_and_alt_digits() {
-    let mut app = chatting(&["a", "b", "c"], (80, 24));
-    app.update(ctrl('p'));
-    assert_eq!(active(&app), "c");
-    app.update(ctrl('n'));
-    assert_eq!(active(&app), "a");
-    app.update(alt('2'));
-    assert_eq!(active(&app), "b");
-    app.update(alt('9'));
-    assert_eq!(active(&app), "b");
-}
-
-#[test]
-fn join_adds_the_room_and_asks_the_network_once() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    type_text(&mut app, "/join dev");
-    let effect = app.update(key(KeyCode::Enter));
-    assert_eq!(effect, Some(Effect::Net(NetCommand::Join(room("dev")))));
-    assert_eq!(active(&app), "dev");
-    type_text(&mut app, "/join lobby");
-    assert_eq!(app.update(key(KeyCode::Enter)), None);
-    assert_eq!(active(&app), "lobby");
-    assert_eq!(app.rooms().len(), 2);
-}
-
-#[test]
-fn leave_removes_the_shown_room_and_tells_the_network() {
-    let mut app = chatting(&["lobby", "dev"], (80, 24));
-    app.update(ctrl('n'));
-    type_text(&mut app, "/leave");
-    let effect = app.update(key(KeyCode::Enter));
-    assert_eq!(effect, Some(Effect::Net(NetCommand::Leave(room("dev")))));
-    assert_eq!(app.rooms().len(), 1);
-    assert_eq!(active(&app), "lobby");
 }
 
 #[test]
@@ -338,137 +265,6 @@ fn scrolling_up_holds_the_view_and_counts_new_messages_below() {
     assert_eq!((app.rooms()[0].scroll, app.rooms()[0].new_below), (0, 0));
 }
 
-fn rejoin(recovered: bool, epoch: &str, seq: u64, replay: usize, since: u64) -> Event {
-    Event::Net(NetEvent::Joined(Joined {
-        room: room("lobby"),
-        epoch: epoch.into(),
-        seq,
-        members: vec![user("ana")],
-        recovered: Some(recovered),
-        replay,
-        since: Some(Position {
-            epoch: "e1".into(),
-            seq: since,
-        }),
-    }))
-}
-
-fn missing(app: &App) -> Vec<Option<u64>> {
-    app.rooms()[0]
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Missing { count, .. } => Some(*count),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-fn a_recovered_rejoin_adds_no_line() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    let before = app.rooms()[0].entries.len();
-    app.update(rejoin(true, "e1", 7, 2, 5));
-    app.update(message("lobby", "bob", 6, "six"));
-    app.update(message("lobby", "bob", 7, "seven"));
-    assert_eq!(app.rooms()[0].entries.len(), before + 2);
-    assert!(missing(&app).is_empty());
-}
-
-#[test]
-fn a_gap_in_the_same_epoch_says_how_many_messages_may_be_missing() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(rejoin(false, "e1", 10, 2, 5));
-    assert!(
-        missing(&app).is_empty(),
-        "wait for the first replayed message"
-    );
-    app.update(message("lobby", "bob", 9, "nine"));
-    app.update(message("lobby", "bob", 10, "ten"));
-    assert_eq!(missing(&app), [Some(3)]);
-}
-
-#[test]
-fn a_new_epoch_says_some_messages_may_be_missing() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(rejoin(false, "e2", 0, 0, 5));
-    assert_eq!(missing(&app), [None]);
-}
-
-#[test]
-fn the_status_counts_down_to_the_reconnect_and_gives_the_reason() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(Event::Net(NetEvent::Disconnected {
-        reason: "1001 going_away: server shutting down".into(),
-        retry_in: Some(Duration::from_millis(2_500)),
-    }));
-    assert!(!app.rooms()[0].joined);
-    let (text, _) = link_text(&app);
-    assert_eq!(
-        text,
-        "↻ reconnecting in 3s (1001 going_away: server shutting down)"
-    );
-    app.update(Event::Tick(NOON_MS + 1_000));
-    assert!(link_text(&app).0.starts_with("↻ reconnecting in 2s"));
-    connected(&mut app);
-    app.update(Event::Net(NetEvent::Rtt(Duration::from_millis(12))));
-    assert_eq!(link_text(&app).0, "● connected · 12 ms");
-}
-
-#[test]
-fn a_do_not_retry_close_stops_and_says_what_to_do() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(Event::Net(NetEvent::Disconnected {
-        reason: "4501 invalid_user".into(),
-        retry_in: None,
-    }));
-    assert!(matches!(app.link(), Link::Stopped { .. }));
-    assert!(link_text(&app).0.contains("/nick"));
-}
-
-#[test]
-fn presence_updates_members_and_lines_can_be_hidden() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    let join = ServerFrame::Join {
-        room: room("lobby"),
-        user: user("cy"),
-    };
-    app.update(Event::Net(NetEvent::Frame(join)));
-    assert_eq!(app.rooms()[0].members.len(), 3);
-    let leave = ServerFrame::Leave {
-        room: room("lobby"),
-        user: user("bob"),
-        reason: LeaveReason::Timeout,
-    };
-    app.update(Event::Net(NetEvent::Frame(leave)));
-    let names: Vec<&str> = app.rooms()[0].members.iter().map(|u| u.as_str()).collect();
-    assert_eq!(names, ["ana", "cy"]);
-    assert!(!app.hide_presence);
-    app.update(key(KeyCode::F(3)));
-    assert!(app.hide_presence);
-}
-
-#[test]
-fn a_busy_network_puts_the_message_back_in_the_input() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(Event::NetBusy(NetCommand::Publish {
-        room: room("lobby"),
-        text: "lost?".into(),
-    }));
-    assert_eq!(app.input(), "lost?");
-}
-
-#[test]
-fn messages_the_server_could_not_take_are_shown_as_errors() {
-    let mut app = chatting(&["lobby"], (80, 24));
-    app.update(Event::Net(NetEvent::NotSent {
-        room: room("lobby"),
-        text: "hi".into(),
-    }));
-    let last = app.rooms()[0].entries.back().cloned();
-    assert!(matches!(last, Some(Entry::Notice { error: true, text, .. }) if text.contains("hi")));
-}
-
 #[test]
 fn ctrl_c_quit_and_signals_all_quit() {
     for event in [ctrl('c'), Event::Terminate] {
@@ -479,4 +275,15 @@ fn ctrl_c_quit_and_signals_all_quit() {
     let mut app = chatting(&["lobby"], (80, 24));
     type_text(&mut app, "/quit");
     assert_eq!(app.update(key(KeyCode::Enter)), Some(Effect::Quit));
+}
+
+#[test]
+fn a_message_over_the_servers_frame_limit_is_kept_instead_of_sent() {
+    let mut app = chatting(&["lobby"], (80, 24));
+    let limit = app.server.as_ref().map_or(0, |s| s.max_message_bytes);
+    app.update(Event::Paste("x".repeat(limit)));
+    assert_eq!(app.update(key(KeyCode::Enter)), None);
+    assert_eq!(app.input().len(), limit);
+    let flash = app.flash.clone().map(|(text, _)| text).unwrap_or_default();
+    assert!(flash.contains("too long"), "{flash}");
 }

@@ -4,4 +4,5 @@
 
 mod e2e;
 mod net;
+mod proxy;
 mod support;

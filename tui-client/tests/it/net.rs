@@ -4,7 +4,8 @@ use roomcast_chat::app::Link;
 use roomcast_chat::rooms::Entry;
 use roomcast_protocol::ServerFrame;
 
-use crate::support::{Chat, Proxy, TestServer, entries, is_joined, next_frame, room, texts};
+use crate::proxy::Proxy;
+use crate::support::{Chat, TestServer, entries, is_joined, next_frame, room, texts};
 
 fn missing_lines(entries: &[Entry]) -> Vec<Option<u64>> {
     entries
