@@ -23,7 +23,7 @@ pub enum Event {
     Net(NetEvent),
     /// The network task's queue was full, so this command was not handed over.
     NetBusy(NetCommand),
-    /// A signal (SIGTERM, SIGHUP) asks the program to end.
+    /// A signal (SIGTERM, SIGHUP, SIGINT) asks the program to end.
     Terminate,
 }
 

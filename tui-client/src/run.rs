@@ -1,4 +1,5 @@
-//! The event loop: terminal input, network news, the clock and signals become [`Event`]s for
+//! The event loop: terminal input, network news, the clock and signals (TERM, HUP, INT)
+//! become [`Event`]s for
 //! the app; its [`Effect`]s are carried out here and nowhere else.
 
 use std::time::Duration;
@@ -80,6 +81,8 @@ async fn event_loop(
     let mut tick = tokio::time::interval(TICK);
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    // Raw mode turns Ctrl-C into a key; SIGINT still comes from `kill -INT`.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     loop {
         terminal.draw(|frame| {
             frame.render_widget(&*app, frame.area());
@@ -103,6 +106,7 @@ async fn event_loop(
             _ = tick.tick() => Event::Tick(clock::now_ms()),
             _ = terminate.recv() => Event::Terminate,
             _ = hangup.recv() => Event::Terminate,
+            _ = interrupt.recv() => Event::Terminate,
         };
         if apply(app, event, commands)? {
             return Ok(());

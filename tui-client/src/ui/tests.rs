@@ -250,3 +250,40 @@ fn no_terminal_size_makes_drawing_panic() {
         }
     }
 }
+
+/// The cell where `needle` starts on screen (rows without wide characters).
+fn find(buf: &ratatui::buffer::Buffer, needle: &str) -> (u16, u16) {
+    for y in 0..buf.area.height {
+        let row: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        if let Some(at) = row.find(needle) {
+            let x = row[..at].chars().count();
+            return (u16::try_from(x).expect("fits a screen"), y);
+        }
+    }
+    panic!("{needle:?} is not on screen");
+}
+
+#[test]
+fn nicks_are_coloured_by_name_and_join_lines_dimmed() {
+    use ratatui::style::{Color, Modifier};
+
+    let app = busy((80, 24));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+    terminal
+        .draw(|frame| frame.render_widget(&app, frame.area()))
+        .expect("drawing never fails on a test backend");
+    let buf = terminal.backend().buffer();
+    let (x, y) = find(buf, "bob: morning");
+    assert_eq!(buf[(x, y)].fg, super::palette::nick_colour("bob"));
+    let (x, y) = find(buf, "Carla: hi!");
+    assert_eq!(buf[(x, y)].fg, super::palette::nick_colour("Carla"));
+    let (x, y) = find(buf, "ana: yes");
+    assert!(
+        buf[(x, y)].modifier.contains(Modifier::BOLD),
+        "own nick is bold"
+    );
+    let (x, y) = find(buf, "→ Carla joined");
+    assert_eq!(buf[(x, y)].fg, Color::DarkGray);
+    let (x, y) = find(buf, "ana: nice work");
+    assert_eq!(buf[(x, y)].fg, Color::Yellow, "a mention stands out");
+}

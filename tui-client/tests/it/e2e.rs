@@ -71,6 +71,26 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
+    /// Waits until the program in the pane has exited, then says how it left the terminal:
+    /// exit status, alternate screen, mouse capture.
+    fn exit_state(&self) -> (String, String, String) {
+        let deadline = Instant::now() + WAIT;
+        while self.format("#{pane_dead}") != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "roomcast-chat did not exit:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // tmux prints an empty flag for "off" on a dead pane, so each is spelled out.
+        (
+            self.format("#{pane_dead_status}"),
+            self.format("#{?alternate_on,on,off}"),
+            self.format("#{?mouse_any_flag,on,off}"),
+        )
+    }
+
     /// Polls the screen (bounded, short pauses: a terminal has no event to wait on).
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
@@ -163,26 +183,39 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
 
     tmux.type_text("/quit");
     tmux.key("Enter");
-    let deadline = Instant::now() + WAIT;
-    while tmux.format("#{pane_dead}") != "1" {
-        assert!(
-            Instant::now() < deadline,
-            "roomcast-chat did not exit:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Exited cleanly, off the alternate screen, mouse released. (tmux prints an empty flag
-    // for "off" on a dead pane, so each is read on its own.)
-    assert_eq!(tmux.format("#{pane_dead_status}"), "0", "exit status");
+    let exit = tmux.exit_state();
     assert_eq!(
-        tmux.format("#{?alternate_on,on,off}"),
-        "off",
-        "alternate screen"
+        exit,
+        ("0".into(), "off".into(), "off".into()),
+        "status, alternate screen, mouse"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminate_signal_restores_the_terminal_too() {
+    let server = TestServer::start();
+    let url = server.url.to_string();
+    let tmux = Tmux::start(
+        &[
+            env!("CARGO_BIN_EXE_roomcast-chat"),
+            "--url",
+            &url,
+            "--mouse",
+            "lobby",
+        ],
+        (80, 24),
+    );
+    tmux.wait_for("the chat to connect", |s| s.contains("connected"));
+    let pid = tmux.format("#{pane_pid}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let exit = tmux.exit_state();
     assert_eq!(
-        tmux.format("#{?mouse_any_flag,on,off}"),
-        "off",
-        "mouse capture"
+        exit,
+        ("0".into(), "off".into(), "off".into()),
+        "status, alternate screen, mouse"
     );
 }
