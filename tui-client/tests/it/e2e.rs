@@ -11,6 +11,8 @@ use crate::support::{TestServer, WAIT, next_frame};
 /// A tmux server of our own (unique socket), killed on drop even when the test fails.
 struct Tmux {
     socket: String,
+    /// The socket file, removed on drop: `kill-server` does not always unlink it.
+    socket_path: Option<String>,
 }
 
 impl Tmux {
@@ -24,8 +26,9 @@ impl Tmux {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let tmux = Self {
+        let mut tmux = Self {
             socket: format!("roomcast-chat-e2e-{}-{nanos}", std::process::id()),
+            socket_path: None,
         };
         let (width, height) = (size.0.to_string(), size.1.to_string());
         let mut args = vec![
@@ -40,6 +43,10 @@ impl Tmux {
         ];
         args.extend_from_slice(command);
         tmux.run(&args);
+        let path = tmux
+            .run(&["display-message", "-p", "#{socket_path}"])
+            .stdout;
+        tmux.socket_path = Some(String::from_utf8_lossy(&path).trim().to_owned());
         // Keep the pane after the program exits, to check how it left the terminal.
         tmux.run(&["set-option", "-w", "-t", "chat", "remain-on-exit", "on"]);
         tmux
@@ -134,6 +141,9 @@ impl Drop for Tmux {
         let _best_effort = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        if let Some(path) = &self.socket_path {
+            let _already_gone = std::fs::remove_file(path);
+        }
     }
 }
 
