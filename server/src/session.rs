@@ -18,7 +18,7 @@ use futures_util::SinkExt;
 use roomcast_protocol::close::fit_close_reason;
 use roomcast_protocol::{RoomName, ServerFrame, UserName};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{debug, info};
 
@@ -283,6 +283,9 @@ fn classify_read_error(error: axum::Error, max_message_bytes: usize) -> Exit {
         Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
             Exit::TooBig(max_message_bytes)
         }
+        // tungstenite reports a reset or end of stream without a close frame as a protocol
+        // error; for us it is a client that vanished, not one that misbehaved.
+        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => Exit::Vanished,
         Some(WsError::Protocol(_) | WsError::Utf8(_)) => Exit::ProtocolError,
         _ => Exit::Vanished,
     }

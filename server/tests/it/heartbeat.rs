@@ -113,6 +113,16 @@ async fn a_vanished_client_leaves_the_room_as_soon_as_the_kernel_says_so() {
         (server.sessions_in("lobby").await == 1).then_some(())
     })
     .await;
+
+    // Vanishing is not misbehaving: no eviction of any kind is counted for either.
+    let metrics = server
+        .http()
+        .get(server.http_url("metrics"))
+        .send()
+        .await
+        .expect("GET");
+    let metrics = metrics.text().await.expect("text");
+    assert!(!metrics.contains("roomcast_evictions_total{"), "{metrics}");
 }
 
 // Multi-threaded like the real server, with each client on its own task: on one thread the
