@@ -1,0 +1,231 @@
+//! `roomcast dead-clients`: open clients that go dead on purpose, watch the room from a live
+//! observer, and check that the server evicts each one inside the window its heartbeat
+//! promises, while live members keep receiving everything.
+//!
+//! Exit 0 when every expectation held, 3 with the reasons when one did not. Every wait is
+//! bounded: the run gives up at the window's upper bound plus the slack.
+
+mod report;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use roomcast_protocol::RoomName;
+use tokio::time::Instant;
+
+use self::report::{GhostRow, LiveSummary, Report};
+use super::Ctx;
+use crate::exit::{Code, Usage};
+use crate::load::eviction::{Expect, Heartbeat, HeartbeatFlags, Observed, judge};
+use crate::load::ghost::{Ghost, GhostPlan, Mode, socket_url};
+use crate::load::latency::LatencyShards;
+use crate::load::member::{self, Member, MemberPlan, Shared, Totals};
+use crate::load::observer::Observer;
+use crate::load::{stamp, user_name, wait_until};
+use crate::units;
+
+/// How long connecting one client may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the observer may take to see a dead client join.
+const JOIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Most dead clients one run opens (each is a socket; `ulimit -n` is the real bound).
+const MAX_GHOSTS: usize = 5_000;
+
+/// Flags of `dead-clients`.
+#[derive(Debug, Args)]
+pub struct DeadClientsArgs {
+    /// The room the dead and live clients join.
+    #[arg(
+        long,
+        short,
+        env = "ROOMCAST_DEAD_ROOM",
+        default_value = "dead-clients"
+    )]
+    pub room: RoomName,
+    /// Dead clients per mode.
+    #[arg(long, short = 'n', env = "ROOMCAST_DEAD_COUNT", default_value_t = 3)]
+    pub count: usize,
+    /// How they go dead: nopong, noread, vanish, pause (comma-separated for several).
+    #[arg(
+        long,
+        short,
+        env = "ROOMCAST_DEAD_MODE",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "nopong"
+    )]
+    pub mode: Vec<Mode>,
+    /// How long `pause` clients stay silent [default: half the ping timeout].
+    #[arg(long, env = "ROOMCAST_DEAD_PAUSE", value_parser = units::parse_duration)]
+    pub pause: Option<Duration>,
+    /// Live members that send to the room and must receive everything meanwhile.
+    #[arg(long, env = "ROOMCAST_DEAD_LIVE", default_value_t = 2)]
+    pub live: usize,
+    /// Messages per second each live member sends.
+    #[arg(long, env = "ROOMCAST_DEAD_RATE", default_value = "10", value_parser = units::parse_rate)]
+    pub rate: f64,
+    /// The server's ping interval [default: from /api/info].
+    #[arg(long, env = "ROOMCAST_DEAD_PING_INTERVAL", value_parser = units::parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// The server's ping timeout [default: from /api/info].
+    #[arg(long, env = "ROOMCAST_DEAD_PING_TIMEOUT", value_parser = units::parse_duration)]
+    pub ping_timeout: Option<Duration>,
+    /// Tolerance for evictions past interval + timeout [default: 20% of that, 500ms to 5s].
+    #[arg(long, env = "ROOMCAST_DEAD_SLACK", value_parser = units::parse_duration)]
+    pub slack: Option<Duration>,
+    /// Expect every eviction within this long instead of the heartbeat's window.
+    #[arg(long, env = "ROOMCAST_DEAD_EXPECT_WITHIN", value_parser = units::parse_duration)]
+    pub expect_within: Option<Duration>,
+}
+
+/// `dead-clients`, validated (the heartbeat is learned when it runs).
+#[derive(Debug)]
+pub struct DeadClientsConfig {
+    args: DeadClientsArgs,
+    modes: Vec<Mode>,
+}
+
+impl TryFrom<DeadClientsArgs> for DeadClientsConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(args: DeadClientsArgs) -> Result<Self> {
+        let mut modes = args.mode.clone();
+        modes.sort();
+        modes.dedup();
+        if args.count == 0 || modes.is_empty() {
+            return Err(Usage::err(
+                "--count and --mode must ask for at least one dead client",
+            ));
+        }
+        if args.count * modes.len() > MAX_GHOSTS {
+            return Err(Usage::err(format!(
+                "{} dead clients is more than one run opens ({MAX_GHOSTS}); lower --count",
+                args.count * modes.len()
+            )));
+        }
+        if args.expect_within.is_some_and(|d| d.is_zero()) {
+            return Err(Usage::err("--expect-within must be longer than 0"));
+        }
+        Ok(Self { args, modes })
+    }
+}
+
+/// Runs the scenario and judges it.
+pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
+    let args = &config.args;
+    let flags = HeartbeatFlags {
+        interval: args.ping_interval,
+        timeout: args.ping_timeout,
+        slack: args.slack,
+        expect_within: args.expect_within,
+        pause: args.pause,
+    };
+    let (beat, source) = Heartbeat::learn(&ctx.api, flags).await?;
+    let room = &args.room;
+    let run = stamp::new_run_id();
+    let observer = Observer::connect(&ctx.server, room, user_name(&format!("observer-{run}"))?)
+        .await
+        .context("connecting the observer")?;
+    let shared = Arc::new(Shared {
+        run: run.clone().into(),
+        totals: Totals::default(),
+        latency: LatencyShards::default(),
+    });
+    let mut members = Vec::with_capacity(args.live);
+    for i in 0..args.live {
+        let plan = MemberPlan {
+            room: room.clone(),
+            user: user_name(&format!("live-{run}-{i}"))?,
+            sender: u32::try_from(i).unwrap_or(u32::MAX),
+            rate: Some(args.rate),
+            size: 0,
+        };
+        let member = Member::connect(&ctx.server, plan, shared.clone(), i).await;
+        members.push(member.context("connecting a live member")?);
+    }
+    ctx.status(format!(
+        "dead-clients: {} x {} in {room}; ping every {}, timeout {} ({source}); evictions expected within {}",
+        args.count,
+        config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
+        units::show(beat.interval),
+        units::show(beat.timeout),
+        units::show(beat.upper()),
+    ));
+    let mut ghosts = Vec::new();
+    for mode in &config.modes {
+        for i in 0..args.count {
+            let user = user_name(&format!("{}-{run}-{i}", mode.name()))?;
+            let plan = GhostPlan {
+                mode: *mode,
+                live_for: beat.live_phase(),
+                pause: beat.pause,
+            };
+            let url = socket_url(&ctx.server, room, &user);
+            let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| e.into_cli("opening a dead client"))?;
+            ghosts.push(ghost);
+        }
+    }
+    let seen = Instant::now() + JOIN_GRACE;
+    if !wait_until(seen, || {
+        ghosts.iter().all(|g| observer.joined(&g.user).is_some())
+    })
+    .await
+    {
+        anyhow::bail!("the observer never saw some dead clients join {room} within {JOIN_GRACE:?}");
+    }
+    let mut dead_at = Vec::with_capacity(ghosts.len());
+    for ghost in &mut ghosts {
+        dead_at.push(ghost.dead_at().await);
+    }
+    let last_death = dead_at
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .unwrap_or_else(Instant::now);
+    let give_up = last_death + beat.give_up_after();
+    let settled = || {
+        ghosts
+            .iter()
+            .zip(&dead_at)
+            .all(|(ghost, dead)| match beat.expectation(ghost.mode) {
+                Expect::Evict { .. } => dead.is_none() || observer.left(&ghost.user).is_some(),
+                Expect::Survive | Expect::Either => false,
+            })
+    };
+    wait_until(give_up, settled).await;
+
+    let mut rows = Vec::with_capacity(ghosts.len());
+    for (ghost, dead) in ghosts.into_iter().zip(dead_at) {
+        let departure = observer.left(&ghost.user);
+        let (user, mode) = (ghost.user.clone(), ghost.mode);
+        let log = ghost.finish().await;
+        let observed = Observed {
+            went_dead: dead.is_some(),
+            left: departure.and_then(|d| Some((d.at.checked_duration_since(dead?)?, d.reason))),
+            socket_closed: log.ended_at().is_some(),
+        };
+        let judged = judge(beat.expectation(mode), observed);
+        rows.push(GhostRow::new(mode, user, dead, observed, &log, judged));
+    }
+    let drained = member::drain(members, Duration::from_secs(5)).await;
+    let observer_closed = observer.closed();
+    observer.close().await;
+    let live = LiveSummary::of(&drained, &shared);
+    let report = Report::new(room, beat, source, rows, live, observer_closed);
+    report.print(&mut std::io::stdout().lock(), ctx.json)?;
+    if report.passed {
+        Ok(Code::Ok)
+    } else {
+        for problem in &report.problems {
+            eprintln!("failed: {problem}");
+        }
+        Ok(Code::Failed)
+    }
+}

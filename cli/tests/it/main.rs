@@ -1,0 +1,10 @@
+//! The `roomcast` binary against a real server running in this process (127.0.0.1:0), through
+//! the front door: arguments in, exit code and stdout/stderr out.
+
+mod support;
+
+mod bench;
+mod dead_clients;
+mod send_listen;
+mod soak;
+mod usage;

@@ -1,0 +1,126 @@
+//! Publishing (send-test over HTTP, send over WebSocket), listening, and the rooms list.
+
+use predicates::prelude::*;
+use roomcast_server::Config;
+
+use crate::support::{TestServer, assert, json_lines};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_test_message_reaches_a_json_listener() {
+    let server = TestServer::start(Config::default()).await;
+    let mut listener = server.spawn(&[
+        "listen",
+        "lobby",
+        "--json",
+        "--count",
+        "1",
+        "--timeout",
+        "20s",
+    ]);
+    listener.wait_for_stderr("listening to lobby").await;
+
+    let mut send = server.roomcast();
+    send.args(["send-test", "lobby", "hello from the shell"]);
+    assert(send)
+        .await
+        .success()
+        .stdout(predicate::str::starts_with(
+            "published lobby #1 to 1 session",
+        ));
+
+    let (code, stdout) = listener.finish().await;
+    assert_eq!(code, Some(0), "listen exits 0 once it has its message");
+    let lines = json_lines(stdout.as_bytes());
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["type"], "message");
+    assert_eq!(lines[0]["room"], "lobby");
+    assert_eq!(lines[0]["message"], "hello from the shell");
+    assert_eq!(lines[0]["seq"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_since_a_seq_replays_exactly_the_messages_after_it() {
+    let server = TestServer::start(Config::default()).await;
+    let mut send = server.roomcast();
+    send.args(["send-test", "news", "edition {n}", "--count", "3", "--json"]);
+    let published = json_lines(&assert(send).await.success().get_output().stdout);
+    assert_eq!(
+        published
+            .iter()
+            .map(|p| p["seq"].clone())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+
+    let mut listen = server.roomcast();
+    listen.args([
+        "listen",
+        "news",
+        "--since",
+        "1",
+        "--count",
+        "2",
+        "--json",
+        "--timeout",
+        "10s",
+    ]);
+    let replayed = json_lines(&assert(listen).await.success().get_output().stdout);
+    let texts: Vec<_> = replayed.iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(
+        texts,
+        ["edition 2", "edition 3"],
+        "exactly the messages after seq 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_publishes_each_stdin_line_and_the_room_list_shows_the_seq() {
+    let server = TestServer::start(Config::default()).await;
+    let mut send = server.roomcast();
+    send.args(["send", "chat", "--user", "ana", "--json"])
+        .write_stdin("one\ntwo\nthree\n");
+    let acked = json_lines(&assert(send).await.success().get_output().stdout);
+    let seqs: Vec<_> = acked.iter().map(|a| a["seq"].clone()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+
+    let mut rooms = server.roomcast();
+    rooms.args(["rooms"]);
+    assert(rooms)
+        .await
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^chat\s+\d+\s+\d+\s+3\s").expect("regex"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_times_out_before_its_count_exits_3() {
+    let server = TestServer::start(Config::default()).await;
+    let mut listen = server.roomcast();
+    listen.args(["listen", "quiet", "--count", "1", "--timeout", "300ms"]);
+    assert(listen)
+        .await
+        .code(3)
+        .stderr(predicate::str::contains(
+            "expected 1 message within 300.0ms, got 0",
+        ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_without_the_servers_key_says_how_to_pass_it() {
+    let server = TestServer::start(Config {
+        api_key: Some("s3cret".into()),
+        ..Config::default()
+    })
+    .await;
+    let mut refused = server.roomcast();
+    refused.args(["send-test", "lobby", "hi"]);
+    assert(refused)
+        .await
+        .code(1)
+        .stderr(predicate::str::contains("401").and(predicate::str::contains("ROOMCAST_API_KEY")));
+
+    let mut allowed = server.roomcast();
+    allowed
+        .args(["send-test", "lobby", "hi"])
+        .env("ROOMCAST_API_KEY", "s3cret");
+    assert(allowed).await.success();
+}
