@@ -1,7 +1,8 @@
 //! What the load commands (`dead-clients`, `soak`, `bench`) share.
 //!
-//! - [`wire`]: raw WebSocket sockets with a buffered, cancel-safe frame reader, for clients that
-//!   misbehave on purpose and for receivers that must be cheap enough to run 10,000 at once.
+//! - [`wire`]: raw WebSocket sockets (the upgrade by hand), for clients that misbehave on
+//!   purpose and for receivers that must be cheap enough to run 10,000 at once.
+//! - [`frames`]: a buffered, cancel-safe reader of server frames for those sockets.
 //! - [`ghost`]: a client that goes dead in a chosen way (no pong, no read, vanish, pause).
 //! - [`eviction`]: what each kind of dead client is owed by the heartbeat, and the verdict.
 //! - [`observer`]: a typed member that records who joined and who left, when and why.
@@ -11,6 +12,7 @@
 //! - [`latency`]: HDR histograms, sharded so thousands of tasks can record without contention.
 
 pub mod eviction;
+pub mod frames;
 pub mod ghost;
 pub mod latency;
 pub mod member;

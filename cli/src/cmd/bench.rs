@@ -8,6 +8,7 @@
 mod connect;
 mod fanout;
 mod idle;
+mod publisher;
 mod receiver;
 
 use std::time::Duration;

@@ -10,23 +10,21 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use roomcast_protocol::{Incoming, RoomName, TutorialClient, TutorialSend};
+use roomcast_protocol::{RoomName, TutorialClient};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
+use super::publisher::Publisher;
 use super::receiver::{BenchShared, receive};
 use super::{MAX_CONNECTIONS, connect_all, cores, cpu_time};
 use crate::cmd::{Ctx, json_line};
 use crate::exit::{Code, Usage};
 use crate::load::latency::LatencySummary;
-use crate::load::stamp::{self, Stamp, now_micros};
+use crate::load::stamp;
 use crate::load::{user_name, wait_until};
 use crate::units;
-
-/// How often a publisher looks at its members' counters: tokio's timer resolution.
-const PUBLISH_TICK: Duration = Duration::from_millis(1);
 
 /// How long the end of a run waits for in-flight messages.
 const DRAIN_WITHIN: Duration = Duration::from_secs(10);
@@ -219,74 +217,6 @@ async fn stop_publishers(stop: &watch::Sender<bool>, publishers: Vec<JoinHandle<
         published.push(publisher.await.unwrap_or(0));
     }
     published
-}
-
-/// One room's publisher.
-struct Publisher {
-    client: TutorialClient,
-    members: Vec<Arc<AtomicU64>>,
-    sender: u32,
-    window: u64,
-    rate: Option<f64>,
-    size: usize,
-    run: String,
-}
-
-impl Publisher {
-    /// Publishes until stopped; returns how many it published.
-    async fn run(self, mut stop: watch::Receiver<bool>) -> u64 {
-        let (mut sender, mut receiver) = self.client.split();
-        // Its own messages come back too; reading them keeps pings answered.
-        let drain = tokio::spawn(async move {
-            while let Ok(incoming) = receiver.recv().await {
-                if matches!(incoming, Incoming::Closed(_)) {
-                    return;
-                }
-            }
-        });
-        let started = Instant::now();
-        let mut ticks = tokio::time::interval(PUBLISH_TICK);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut published = 0u64;
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.wait_for(|stop| *stop) => break,
-                _ = ticks.tick() => {}
-            }
-            let slowest = self
-                .members
-                .iter()
-                .map(|m| m.load(Ordering::Relaxed))
-                .min()
-                .unwrap_or(0);
-            let mut allowed = self
-                .window
-                .saturating_sub(published.saturating_sub(slowest));
-            if let Some(rate) = self.rate {
-                let due = (started.elapsed().as_secs_f64() * rate) as u64;
-                allowed = allowed.min(due.saturating_sub(published));
-            }
-            for _ in 0..allowed {
-                let stamp = Stamp {
-                    sender: self.sender,
-                    counter: published + 1,
-                    sent_micros: now_micros(),
-                };
-                let frame = TutorialSend {
-                    message: stamp.encode(&self.run, self.size),
-                };
-                if sender.send(&frame).await.is_err() {
-                    drain.abort();
-                    return published;
-                }
-                published += 1;
-            }
-        }
-        let _closing = sender.close("done").await;
-        drain.abort();
-        published
-    }
 }
 
 fn print<W: Write>(out: &mut W, result: &FanoutResult, json: bool) -> Result<()> {
