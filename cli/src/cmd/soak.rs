@@ -148,7 +148,6 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
         pause: args.pause,
     };
     let (beat, source) = Heartbeat::learn(&ctx.api, flags).await?;
-    let rss_start = ctx.api.metrics().await.ok().and_then(|m| m.resident_bytes);
     let run = stamp::new_run_id();
     let rooms: Vec<RoomName> = (0..args.rooms)
         .map(|r| RoomName::new(&format!("{}-{run}-{r}", args.room_prefix)))
@@ -174,6 +173,9 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
         args.size,
     )
     .await?;
+    // Memory is compared with the same live clients connected at both readings, so growth is
+    // what the run's traffic, churn and dead clients left behind.
+    let rss_start = ctx.api.metrics().await.ok().and_then(|m| m.resident_bytes);
     ctx.status(format!(
         "soak {run}: {} clients in {} rooms, {} msg/s, {} dead clients, churn {}/s, for {}; \
          ping every {}, timeout {} ({source})",
@@ -213,6 +215,7 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
     }
     bar.set_message("waiting for the last evictions, then draining");
     let dead = haunting.finish(&observers).await;
+    let rss_end = ctx.api.metrics().await.ok().and_then(|m| m.resident_bytes);
     let (drained, retired) = fleet.drain().await;
     let mut observer_problems = Vec::new();
     for observer in observers {
@@ -221,7 +224,6 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
         }
         observer.close().await;
     }
-    let rss_end = ctx.api.metrics().await.ok().and_then(|m| m.resident_bytes);
     bar.finish_and_clear();
     let setup = Setup {
         run,

@@ -49,8 +49,9 @@ pub struct FanoutArgs {
     /// Publishing before measuring starts.
     #[arg(long, env = "ROOMCAST_BENCH_WARMUP", default_value = "1s", value_parser = units::parse_duration)]
     pub warmup: Duration,
-    /// Messages in flight per room (published, not yet received by every member).
-    #[arg(long, env = "ROOMCAST_BENCH_WINDOW", default_value_t = 32)]
+    /// Messages in flight per room (published, not yet received by every member). Larger
+    /// windows trade latency for throughput; 128 saturates this 2-core machine.
+    #[arg(long, env = "ROOMCAST_BENCH_WINDOW", default_value_t = 128)]
     pub window: u64,
     /// Cap on publishes per second per room (`500`, `500/s`); none: as fast as the window allows.
     #[arg(long, env = "ROOMCAST_BENCH_RATE", value_parser = units::parse_rate)]

@@ -15,6 +15,10 @@ use crate::load::latency::LatencySummary;
 use crate::load::member::{Drained, MemberReport, Shared};
 use crate::units;
 
+/// Growth past which (and past half the starting size) the summary calls memory suspicious:
+/// above allocator noise and history buffers filling up.
+const LEAK_SUSPECT_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
+
 /// How many member problems the summary spells out.
 const PROBLEMS_SHOWN: usize = 10;
 
@@ -207,12 +211,19 @@ impl Summary {
         if let (Some(start), Some(end)) = (self.rss_start_bytes, self.rss_end_bytes) {
             writeln!(
                 out,
-                "server memory: {} -> {} ({}{})",
+                "server memory (same clients connected): {} -> {} ({}{})",
                 units::show_bytes(start),
                 units::show_bytes(end),
                 if end >= start { "+" } else { "" },
                 units::show_bytes(end - start)
             )?;
+            if end - start > LEAK_SUSPECT_BYTES && end > start * 1.5 {
+                writeln!(
+                    out,
+                    "  ! server memory grew by half or more over the run: look for a leak \
+                     (assert rss_growth<... to fail on it)"
+                )?;
+            }
         }
         for problem in self.dead.problems.iter().chain(&self.problems) {
             writeln!(out, "  ! {problem}")?;
