@@ -26,7 +26,7 @@ use crate::load::latency::histogram;
 use crate::load::wire::{RawSocket, WireError};
 
 /// How long one connection may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most connections one bench process opens: under the 20,000 file descriptors `ulimit -n`
 /// allows here, with room for the process's own.

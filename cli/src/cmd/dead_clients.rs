@@ -19,10 +19,11 @@ use self::report::{GhostRow, LiveSummary, Report};
 use super::Ctx;
 use crate::exit::{Code, Usage};
 use crate::load::eviction::{Expect, Heartbeat, HeartbeatFlags, Observed, judge};
-use crate::load::ghost::{Ghost, GhostPlan, Mode, socket_url};
+use crate::load::ghost::{Ghost, GhostPlan, Mode};
 use crate::load::latency::LatencyShards;
 use crate::load::member::{self, Member, MemberPlan, Shared, Totals};
 use crate::load::observer::Observer;
+use crate::load::wire::room_socket_as;
 use crate::load::{stamp, user_name, wait_until};
 use crate::units;
 
@@ -31,6 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the observer may take to see a dead client join.
 const JOIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Messages each live member sends at least, whatever else happens.
+const LIVE_MESSAGES: f64 = 5.0;
 
 /// Most dead clients one run opens (each is a socket; `ulimit -n` is the real bound).
 const MAX_GHOSTS: usize = 5_000;
@@ -147,6 +151,9 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
         let member = Member::connect(&ctx.server, plan, shared.clone(), i).await;
         members.push(member.context("connecting a live member")?);
     }
+    // Live members must talk long enough for their verdict to mean something, even when every
+    // dead client is gone at once (vanish).
+    let talked_enough = Instant::now() + Duration::from_secs_f64(LIVE_MESSAGES / args.rate);
     ctx.status(format!(
         "dead-clients: {} x {} in {room}; ping every {}, timeout {} ({source}); evictions expected within {}",
         args.count,
@@ -164,7 +171,7 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
                 live_for: beat.live_phase(),
                 pause: beat.pause,
             };
-            let url = socket_url(&ctx.server, room, &user);
+            let url = room_socket_as(&ctx.server, room, &user);
             let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
                 .await
                 .map_err(|e| e.into_cli("opening a dead client"))?;
@@ -200,12 +207,15 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
             })
     };
     wait_until(give_up, settled).await;
+    if args.live > 0 {
+        tokio::time::sleep_until(talked_enough).await;
+    }
 
     let mut rows = Vec::with_capacity(ghosts.len());
     for (ghost, dead) in ghosts.into_iter().zip(dead_at) {
         let departure = observer.left(&ghost.user);
         let (user, mode) = (ghost.user.clone(), ghost.mode);
-        let log = ghost.finish().await;
+        let log = ghost.finish(departure.is_some()).await;
         let observed = Observed {
             went_dead: dead.is_some(),
             left: departure.and_then(|d| Some((d.at.checked_duration_since(dead?)?, d.reason))),

@@ -58,7 +58,11 @@ impl FrameReader {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-        } else if self.end == self.buf.len() {
+        } else if self.end == self.buf.len()
+            || (self.start > 0 && self.end > self.buf.len() * 3 / 4)
+        {
+            // Full, or nearly: move the partial frame to the front rather than reading a few
+            // bytes per syscall.
             self.make_room()?;
         }
         let read = stream.read(&mut self.buf[self.end..]).await?;
@@ -84,10 +88,12 @@ impl FrameReader {
         Ok(())
     }
 
+    /// The buffered bytes not consumed yet (the upgrade reads its response head from here).
     pub(super) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    /// Drops `bytes` from the front of the pending bytes.
     pub(super) fn consume(&mut self, bytes: usize) {
         self.start = (self.start + bytes).min(self.end);
     }

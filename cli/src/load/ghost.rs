@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
+use roomcast_protocol::UserName;
 use roomcast_protocol::raw::{client_frame, opcode};
-use roomcast_protocol::{RoomName, ServerUrl, UserName};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{oneshot, watch};
@@ -57,11 +57,15 @@ impl Mode {
     }
 }
 
-/// The room socket a ghost connects to, naming itself `user` so the room can tell it apart.
-pub fn socket_url(server: &ServerUrl, room: &RoomName, user: &UserName) -> Url {
-    let mut url = server.room_socket(room);
-    url.query_pairs_mut().append_pair("user", user.as_str());
-    url
+/// What the command tells a ghost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Keep going.
+    Run,
+    /// Stop and close cleanly (it was not evicted).
+    Stop,
+    /// It was evicted: read what is left to find the server's close frame, then stop.
+    Drain,
 }
 
 /// What one ghost does.
@@ -105,7 +109,7 @@ pub struct Ghost {
     /// How it goes dead.
     pub mode: Mode,
     dead: Option<oneshot::Receiver<Instant>>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Signal>,
     task: JoinHandle<GhostLog>,
 }
 
@@ -119,7 +123,7 @@ impl Ghost {
     ) -> Result<Self, WireError> {
         let socket = RawSocket::connect(socket_url, timeout).await?;
         let (dead_tx, dead_rx) = oneshot::channel();
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(Signal::Run);
         let task = tokio::spawn(haunt(socket, plan, dead_tx, stopped));
         Ok(Self {
             user,
@@ -138,10 +142,12 @@ impl Ghost {
         }
     }
 
-    /// Tells the ghost to stop and returns what its socket saw. A ghost that was not evicted
-    /// closes cleanly (1000) so it does not become a dead client of the next run.
-    pub async fn finish(self) -> GhostLog {
-        let _sent = self.stop.send(true);
+    /// Tells the ghost to stop and returns what its socket saw. An `evicted` ghost first reads
+    /// what is left for the server's close frame; one that was not closes cleanly (1000) so it
+    /// does not become a dead client of the next run.
+    pub async fn finish(self, evicted: bool) -> GhostLog {
+        let signal = if evicted { Signal::Drain } else { Signal::Stop };
+        let _sent = self.stop.send(signal);
         match tokio::time::timeout(FINISH_GRACE, self.task).await {
             Ok(Ok(log)) => log,
             Ok(Err(join)) => GhostLog {
@@ -170,7 +176,7 @@ async fn haunt(
     mut socket: RawSocket,
     plan: GhostPlan,
     dead: oneshot::Sender<Instant>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Signal>,
 ) -> GhostLog {
     let mut log = GhostLog::default();
     let alive_until = Instant::now() + plan.live_for;
@@ -197,22 +203,15 @@ async fn haunt(
         }
         Mode::Nopong => converse(&mut socket, &mut log, None, false, &mut stop).await,
         Mode::Noread => {
-            let stopped = stop.wait_for(|stop| *stop).await.is_ok();
-            tracing::debug!(stopped, "noread ghost draining");
-            // Only now look at what piled up, to find the server's close frame if it sent one.
-            let drain_until = Instant::now() + FINISH_GRACE / 2;
-            // A stop signal that never fires: the sender stays alive for the drain.
-            let (_keep, mut never) = watch::channel(false);
-            match converse(&mut socket, &mut log, Some(drain_until), false, &mut never).await {
-                Ended::Closed => Ended::Closed,
-                Ended::Deadline | Ended::Stopped => Ended::Stopped,
-            }
+            let stopped = stop.wait_for(|s| *s != Signal::Run).await.is_ok();
+            tracing::debug!(stopped, "noread ghost stops");
+            Ended::Stopped
         }
         Mode::Pause => {
             let resume_at = Instant::now() + plan.pause;
             let resumed = tokio::select! {
                 () = tokio::time::sleep_until(resume_at) => true,
-                _ = stop.wait_for(|stop| *stop) => false,
+                _ = stop.wait_for(|s| *s != Signal::Run) => false,
             };
             if resumed {
                 log.resumed_at = Some(Instant::now());
@@ -223,6 +222,16 @@ async fn haunt(
         }
     };
     if matches!(ended, Ended::Stopped) {
+        // A noread ghost has not looked at its socket since it went dead: look now.
+        if *stop.borrow() == Signal::Drain || plan.mode == Mode::Noread {
+            let drain_until = Instant::now() + FINISH_GRACE / 2;
+            // A stop signal that never fires: the sender stays alive for the drain.
+            let (_keep, mut never) = watch::channel(Signal::Run);
+            let drained = converse(&mut socket, &mut log, Some(drain_until), false, &mut never);
+            if matches!(drained.await, Ended::Closed) {
+                return log;
+            }
+        }
         socket.close().await;
     }
     log
@@ -234,12 +243,12 @@ async fn converse(
     log: &mut GhostLog,
     until: Option<Instant>,
     answer: bool,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<Signal>,
 ) -> Ended {
     loop {
         let read = tokio::select! {
             biased;
-            _ = stop.wait_for(|stop| *stop) => return Ended::Stopped,
+            _ = stop.wait_for(|s| *s != Signal::Run) => return Ended::Stopped,
             () = sleep_until_some(until) => return Ended::Deadline,
             read = socket.reader.fill(&mut socket.stream) => read,
         };

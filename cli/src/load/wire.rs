@@ -9,6 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use roomcast_protocol::raw::{client_frame, opcode};
+use roomcast_protocol::{RoomName, ServerUrl, UserName};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::Url;
@@ -22,6 +23,13 @@ pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Longest upgrade response head accepted, in bytes.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// `room`'s socket, naming the session `user` (so the room's presence can tell it apart).
+pub fn room_socket_as(server: &ServerUrl, room: &RoomName, user: &UserName) -> Url {
+    let mut url = server.room_socket(room);
+    url.query_pairs_mut().append_pair("user", user.as_str());
+    url
+}
 
 /// Why a raw connection failed.
 #[derive(Debug, thiserror::Error)]

@@ -45,7 +45,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("listener address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, config, async move {
-            let _ = stopped.await;
+            let _stopped = stopped.await;
         }));
         Self {
             addr,
@@ -98,7 +98,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _sent = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.abort();
@@ -170,8 +170,8 @@ impl Drop for Running {
     fn drop(&mut self) {
         // A test that failed midway must not leave its process behind.
         if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _killed = child.kill();
+            let _reaped = child.wait();
         }
     }
 }

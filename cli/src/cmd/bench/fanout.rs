@@ -10,19 +10,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use roomcast_protocol::{RoomName, TutorialClient};
+use roomcast_protocol::RoomName;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::publisher::Publisher;
+use super::publisher::{Published, Publisher};
 use super::receiver::{BenchShared, receive};
-use super::{MAX_CONNECTIONS, connect_all, cores, cpu_time};
+use super::{CONNECT_TIMEOUT, MAX_CONNECTIONS, connect_all, cores, cpu_time};
 use crate::cmd::{Ctx, json_line};
 use crate::exit::{Code, Usage};
 use crate::load::latency::LatencySummary;
 use crate::load::stamp;
+use crate::load::wire::{RawSocket, room_socket_as};
 use crate::load::{user_name, wait_until};
 use crate::units;
 
@@ -105,7 +106,10 @@ struct FanoutResult {
     delivered: u64,
     delivered_per_s: f64,
     lost: u64,
+    /// Receivers the server closed (a slow-consumer eviction would show here).
     closed_by_server: u64,
+    /// Close codes of publishers the server closed (their unpublished tail counts as lost).
+    publishers_closed: Vec<u16>,
     latency: LatencySummary,
     /// Cores this process kept busy while measuring (the load side's own cost).
     client_cores: Option<f64>,
@@ -156,10 +160,13 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
     let mut publishers = Vec::with_capacity(rooms.len());
     for (r, room) in rooms.iter().enumerate() {
         let user = user_name(&format!("pub-{run}-{r}"))?;
-        let client = TutorialClient::connect(&ctx.server, room, Some(&user)).await?;
+        let url = room_socket_as(&ctx.server, room, &user);
+        let socket = RawSocket::connect(&url, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| e.into_cli("connecting a publisher"))?;
         let members = counters[r * args.members..(r + 1) * args.members].to_vec();
         let publisher = Publisher {
-            client,
+            socket,
             members,
             sender: u32::try_from(r).unwrap_or(u32::MAX),
             window: args.window,
@@ -186,7 +193,10 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
     let client_cores = cores(cpu_before, cpu_time(), measured);
     shared.measuring.store(false, Ordering::Relaxed);
     let published = stop_publishers(&stop, publishers).await;
-    let due: u64 = published.iter().map(|p| p * args.members as u64).sum();
+    let due: u64 = published
+        .iter()
+        .map(|p| p.messages * args.members as u64)
+        .sum();
     let all_in = Instant::now() + DRAIN_WITHIN;
     wait_until(all_in, || shared.delivered.load(Ordering::Relaxed) >= due).await;
     let received: u64 = counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
@@ -199,7 +209,8 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
         size_bytes: args.size,
         window: args.window,
         measured_s: units::millis(measured) / 1e3,
-        published: published.iter().sum(),
+        published: published.iter().map(|p| p.messages).sum(),
+        publishers_closed: published.iter().filter_map(|p| p.closed_with).collect(),
         delivered,
         delivered_per_s: (delivered as f64 / measured.as_secs_f64()).round(),
         lost: due.saturating_sub(received),
@@ -211,11 +222,14 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-async fn stop_publishers(stop: &watch::Sender<bool>, publishers: Vec<JoinHandle<u64>>) -> Vec<u64> {
+async fn stop_publishers(
+    stop: &watch::Sender<bool>,
+    publishers: Vec<JoinHandle<Published>>,
+) -> Vec<Published> {
     let _stopped = stop.send(true);
     let mut published = Vec::with_capacity(publishers.len());
     for publisher in publishers {
-        published.push(publisher.await.unwrap_or(0));
+        published.push(publisher.await.unwrap_or_default());
     }
     published
 }
@@ -241,6 +255,13 @@ fn print<W: Write>(out: &mut W, result: &FanoutResult, json: bool) -> Result<()>
         result.closed_by_server
     )?;
     writeln!(out, "  latency {}", result.latency.human())?;
+    if !result.publishers_closed.is_empty() {
+        writeln!(
+            out,
+            "  ! the server closed publisher session(s) with {:?}",
+            result.publishers_closed
+        )?;
+    }
     if let Some(cores) = result.client_cores {
         writeln!(out, "  this process used {cores:.2} cores")?;
     }

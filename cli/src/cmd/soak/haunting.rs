@@ -10,9 +10,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::load::eviction::{Expect, Heartbeat, Observed, Verdict, judge};
-use crate::load::ghost::{Ghost, GhostPlan, Mode, socket_url};
+use crate::load::ghost::{Ghost, GhostPlan, Mode};
 use crate::load::latency::{LatencySummary, histogram};
 use crate::load::observer::Observer;
+use crate::load::wire::room_socket_as;
 use crate::load::{user_name, wait_until};
 
 /// How long connecting one dead client may take.
@@ -114,7 +115,7 @@ impl Haunting {
             live_for: self.beat.live_phase(),
             pause: self.beat.pause,
         };
-        let url = socket_url(&self.server, room, &user);
+        let url = room_socket_as(&self.server, room, &user);
         let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
             .await
             .map_err(|e| e.into_cli("opening a dead client"))?;
@@ -162,7 +163,7 @@ impl Haunting {
         for ((ghost, room), dead) in ghosts.into_iter().zip(dead_at) {
             let departure = observers[room].left(&ghost.user);
             let (user, mode) = (ghost.user.clone(), ghost.mode);
-            let log = ghost.finish().await;
+            let log = ghost.finish(departure.is_some()).await;
             let observed = Observed {
                 went_dead: dead.is_some(),
                 left: departure.and_then(|d| Some((d.at.checked_duration_since(dead?)?, d.reason))),

@@ -12,20 +12,30 @@ use super::{ACK_GRACE, FRAME_GRACE, MemberPlan, MemberReport, Phase, Progress, S
 use crate::load::sequence::{SenderOrder, SeqEvent, SeqTracker};
 use crate::load::stamp::{Stamp, now_micros};
 
-/// The member task's state.
+/// The member task's state: everything the loop owns.
 pub(super) struct Life {
+    /// What it was asked to do.
     pub(super) plan: MemberPlan,
+    /// The run's counters and histograms.
     pub(super) shared: Arc<Shared>,
+    /// What the command reads while it runs.
     pub(super) progress: Arc<Progress>,
+    /// Its number, for the latency shard.
     pub(super) task_no: usize,
+    /// The socket's writing half.
     pub(super) sender: Sender<ClientFrame>,
+    /// The socket's reading half.
     pub(super) receiver: Receiver<ServerFrame>,
+    /// Seq checks of its room.
     pub(super) seqs: SeqTracker,
+    /// Order checks per sender.
     pub(super) order: SenderOrder,
+    /// What it will hand back.
     pub(super) report: MemberReport,
 }
 
 impl Life {
+    /// Runs through the phases until `Close`, then closes and reports.
     pub(super) async fn run(mut self, mut phases: watch::Receiver<Phase>) -> MemberReport {
         let mut ticks = self.plan.rate.map(|rate| {
             let period = Duration::from_secs_f64(1.0 / rate);
