@@ -45,6 +45,7 @@ not connect. Every flag has a ROOMCAST_* environment twin, shown in each command
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The server's base URL, http(s):// or ws(s):// alike; socket and HTTP addresses are
     /// derived from it.
