@@ -7,48 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use roomcast_protocol::{ErrorBody, ErrorCode, RoomName, ServerInfo, ServerUrl, UserName};
+use roomcast_protocol::{
+    ErrorCode, ErrorEnvelope, Published, RoomList, RoomName, RoomSummary, ServerInfo, ServerUrl,
+};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::exit::Unreachable;
 
 /// How long one HTTP request may take: long enough for a cold server, short enough that a
 /// script never hangs on a dead one.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// One room in `GET /api/rooms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomSummary {
-    /// The room's name.
-    pub room: RoomName,
-    /// Distinct users present.
-    pub members: Vec<UserName>,
-    /// Sessions joined (one user may have several).
-    pub sessions: usize,
-    /// The room's last seq (0 when nothing was published).
-    pub seq: u64,
-    /// The room history's identity.
-    pub epoch: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RoomList {
-    rooms: Vec<RoomSummary>,
-}
-
-/// The answer to a publish: where the message landed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
-    /// The room published to.
-    pub room: RoomName,
-    /// The message's seq in the room.
-    pub seq: u64,
-    /// The room history's identity.
-    pub epoch: String,
-    /// Sessions the message was queued for.
-    pub delivered: usize,
-}
 
 /// The few numbers the load commands read from `GET /metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -72,11 +40,6 @@ pub struct ApiError {
     /// The server's sentence.
     pub message: String,
     hint: &'static str,
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
 }
 
 /// The HTTP API of one server.

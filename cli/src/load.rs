@@ -1,8 +1,7 @@
 //! What the load commands (`dead-clients`, `soak`, `bench`) share.
 //!
-//! - [`wire`]: raw WebSocket sockets (the upgrade by hand), for clients that misbehave on
-//!   purpose and for receivers that must be cheap enough to run 10,000 at once.
-//! - [`frames`]: a buffered, cancel-safe reader of server frames for those sockets.
+//! - [`wire`]: raw sockets (`roomcast_protocol::raw`: the upgrade by hand and a buffered,
+//!   cancel-safe frame reader) as the CLI addresses them and reports their failures.
 //! - [`ghost`]: a client that goes dead in a chosen way (no pong, no read, vanish, pause).
 //! - [`eviction`]: what each kind of dead client is owed by the heartbeat, and the verdict.
 //! - [`observer`]: a typed member that records who joined and who left, when and why.
@@ -12,7 +11,6 @@
 //! - [`latency`]: HDR histograms, sharded so thousands of tasks can record without contention.
 
 pub mod eviction;
-pub mod frames;
 pub mod ghost;
 pub mod latency;
 pub mod member;

@@ -48,26 +48,8 @@ pub fn parse_fraction(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// Parses `100`, `1KiB`, `4k`, `1MiB` (binary multiples).
-pub fn parse_bytes(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write 100, 1KiB or 1MiB"))?;
-    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?}; use KiB or MiB")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
+/// Sizes read as every roomcast tool reads them (`64KiB`).
+pub use roomcast_protocol::units::parse_bytes;
 
 /// A duration for people: `850µs`, `12.3ms`, `1.50s`, `2m05s`.
 pub fn show(duration: Duration) -> String {

@@ -75,6 +75,14 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// How every HTTP error answer is wrapped: `{"error": {"code": ..., "message": ...}}` (the
+/// tutorial protocol's error frame has the same shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

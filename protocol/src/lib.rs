@@ -17,8 +17,10 @@
 //! - [`room`], [`user`]: validated names (the rules are in their docs).
 //! - [`close`]: the close-code table and reconnect advice.
 //! - [`error_code`]: error codes shared by error frames and HTTP error bodies.
+//! - [`http_api`]: the bodies of the HTTP API.
 //! - [`tutorial`], [`v1`]: the frames of each protocol.
 //! - [`server_url`]: turning a user's `--url` into socket and HTTP addresses.
+//! - [`units`]: sizes as people write them (`64KiB`), for every tool's flags.
 //! - [`connection`]: one session, generic over its frames, splittable into halves.
 //! - [`client`]: [`Client`] (typed) and [`TutorialClient`] built on it.
 //! - [`raw`]: a hand-made upgrade for clients that must misbehave (never pong, never read).
@@ -27,10 +29,12 @@ pub mod client;
 pub mod close;
 pub mod connection;
 pub mod error_code;
+pub mod http_api;
 pub mod raw;
 pub mod room;
 pub mod server_url;
 pub mod tutorial;
+pub mod units;
 pub mod user;
 pub mod v1;
 
@@ -39,7 +43,8 @@ pub use client::{
     TutorialClient,
 };
 pub use close::{CloseCode, ReconnectAdvice};
-pub use error_code::{ErrorBody, ErrorCode};
+pub use error_code::{ErrorBody, ErrorCode, ErrorEnvelope};
+pub use http_api::{Broadcast, HistoryPage, Published, RoomList, RoomSummary};
 pub use room::{RoomName, RoomNameError};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub use tutorial::{TutorialFrame, TutorialSend};

@@ -1,21 +1,25 @@
-//! A WebSocket upgrade done by hand on a plain TCP socket, for clients that must misbehave.
+//! A WebSocket upgrade done by hand on a plain TCP socket, for clients that must misbehave or
+//! must be cheap.
 //!
 //! tungstenite answers pings whenever its stream is polled, so a client built on it cannot
-//! "read but never pong". Eviction tests and `roomcast dead-clients` need exactly that client:
-//! [`upgrade`] completes the handshake and hands back the bare [`TcpStream`], after which the
-//! caller reads and discards, stops reading, or drops it without a close frame.
+//! "read but never pong". Eviction tests and `roomcast dead-clients` need exactly that client,
+//! and load tools need thousands of sockets that read many frames per syscall: [`RawSocket`]
+//! completes the handshake, then hands the caller the bare [`TcpStream`] and a [`FrameReader`]
+//! holding whatever bytes followed the response, to read and discard, answer late, stop reading,
+//! or drop without a close frame.
+
+mod frames;
 
 use std::io;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::Url;
 
-/// Longest HTTP upgrade response accepted, in bytes; a server sending more is not a WebSocket
-/// server we can talk to.
-const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024;
+pub use self::frames::{Frame, FrameReader, MAX_FRAME_BYTES, OwnedFrame};
 
-/// WebSocket opcodes, for [`client_frame`].
+/// WebSocket opcodes, for [`client_frame`] and [`Frame::opcode`].
 pub mod opcode {
     /// A text frame.
     pub const TEXT: u8 = 0x1;
@@ -29,114 +33,204 @@ pub mod opcode {
     pub const PONG: u8 = 0xA;
 }
 
-/// Connects to a `ws://` URL, performs the HTTP upgrade, and returns the socket positioned just
-/// after the server's `101` response (no frame byte consumed). `wss://` is not supported here.
-pub async fn upgrade(url: &Url, subprotocol: Option<&str>) -> io::Result<TcpStream> {
-    if url.scheme() != "ws" {
-        return Err(io::Error::new(
+/// Read buffer per raw socket, in bytes: several small chat frames per read, and small enough
+/// that 10,000 sockets cost 80 MiB at most. It grows for a larger frame.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Longest upgrade response head accepted, in bytes; a server sending more is not a WebSocket
+/// server we can talk to.
+const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// Why a raw connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    /// TCP could not connect (refused, unreachable, timed out).
+    #[error("could not connect to {url}: {source}")]
+    Connect {
+        /// The address tried.
+        url: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The server answered, but did not switch protocols.
+    #[error("{url} refused the WebSocket upgrade: {status}")]
+    Refused {
+        /// The address tried.
+        url: String,
+        /// The response's status line.
+        status: String,
+    },
+    /// Reading or writing failed during the upgrade.
+    #[error("upgrade to {url} failed: {source}")]
+    Io {
+        /// The address tried.
+        url: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl RawError {
+    /// The socket error underneath, when there is one (to recognise "out of file descriptors").
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            RawError::Connect { source, .. } | RawError::Io { source, .. } => Some(source),
+            RawError::Refused { .. } => None,
+        }
+    }
+}
+
+/// A socket past its upgrade, with the bytes that followed the response already buffered.
+#[derive(Debug)]
+pub struct RawSocket {
+    /// The TCP stream; write client frames with [`RawSocket::send`].
+    pub stream: TcpStream,
+    /// Buffered server bytes; fill it from `stream` and take whole frames out of it.
+    pub reader: FrameReader,
+}
+
+impl RawSocket {
+    /// Connects to a `ws://` URL and performs the upgrade (asking for `subprotocol` when given),
+    /// all within `timeout`. `wss://` is not supported here.
+    pub async fn connect(
+        url: &Url,
+        subprotocol: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, RawError> {
+        let text = url.to_string();
+        let connecting = async {
+            check_scheme(url)?;
+            let (host, port) = host_port(url);
+            let stream =
+                TcpStream::connect((host, port))
+                    .await
+                    .map_err(|source| RawError::Connect {
+                        url: text.clone(),
+                        source,
+                    })?;
+            Self::upgrade(stream, url, subprotocol).await
+        };
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(result) => result,
+            Err(_) => Err(RawError::Connect {
+                url: text,
+                source: io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer in {timeout:?}"),
+                ),
+            }),
+        }
+    }
+
+    /// Performs the upgrade on a socket the caller connected (for example with a small receive
+    /// buffer, to make a slow reader fill up sooner).
+    pub async fn upgrade(
+        mut stream: TcpStream,
+        url: &Url,
+        subprotocol: Option<&str>,
+    ) -> Result<Self, RawError> {
+        let text = url.to_string();
+        let io_error = |source| RawError::Io {
+            url: text.clone(),
+            source,
+        };
+        check_scheme(url)?;
+        stream.set_nodelay(true).map_err(io_error)?;
+        let (host, port) = host_port(url);
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let protocol_header = subprotocol
+            .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+            .unwrap_or_default();
+        // The key is RFC 6455's sample nonce: servers check its shape, never its freshness.
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n{protocol_header}\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(io_error)?;
+        let mut reader = FrameReader::new(READ_BUFFER_BYTES);
+        let head_end = loop {
+            if let Some(at) = reader.pending().windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if reader.pending().len() >= MAX_HEAD_BYTES {
+                let too_long =
+                    io::Error::new(io::ErrorKind::InvalidData, "upgrade response too long");
+                return Err(io_error(too_long));
+            }
+            if reader.fill(&mut stream).await.map_err(io_error)? == 0 {
+                return Err(io_error(io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        let head = String::from_utf8_lossy(&reader.pending()[..head_end]).into_owned();
+        let status = head.lines().next().unwrap_or_default().to_owned();
+        if !status.starts_with("HTTP/1.1 101") {
+            return Err(RawError::Refused { url: text, status });
+        }
+        reader.consume(head_end);
+        Ok(Self { stream, reader })
+    }
+
+    /// Writes one masked client frame.
+    pub async fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        self.stream.write_all(&client_frame(opcode, payload)).await
+    }
+
+    /// Answers a ping (echoing its payload, as RFC 6455 asks).
+    pub async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.send(opcode::PONG, payload).await
+    }
+
+    /// The next whole server frame, reading as needed; `None` at end of stream. Cancel-safe:
+    /// bytes read before a cancellation stay buffered.
+    pub async fn read_frame(&mut self) -> io::Result<Option<OwnedFrame>> {
+        loop {
+            if let Some(frame) = self.reader.next_frame()? {
+                return Ok(Some(frame.to_owned_frame()));
+            }
+            if self.reader.fill(&mut self.stream).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Sends a normal close (1000) and drops the socket without waiting for the reply.
+    pub async fn close(mut self) {
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"done");
+        // Best effort: a server that already closed just makes this write fail.
+        if self.send(opcode::CLOSE, &payload).await.is_ok() {
+            let _flushed = self.stream.flush().await;
+        }
+    }
+}
+
+fn check_scheme(url: &Url) -> Result<(), RawError> {
+    if url.scheme() == "ws" {
+        return Ok(());
+    }
+    Err(RawError::Io {
+        url: url.to_string(),
+        source: io::Error::new(
             io::ErrorKind::Unsupported,
-            format!("raw sockets speak ws:// only, not {}", url.scheme()),
-        ));
-    }
-    let host = url.host_str().unwrap_or("127.0.0.1");
-    let port = url.port_or_known_default().unwrap_or(80);
-    let stream = TcpStream::connect((host, port)).await?;
-    upgrade_on(stream, url, subprotocol).await
-}
-
-/// Performs the upgrade of [`upgrade`] on a socket the caller connected (for example with a
-/// small receive buffer, to make a slow reader fill up sooner).
-pub async fn upgrade_on(
-    mut stream: TcpStream,
-    url: &Url,
-    subprotocol: Option<&str>,
-) -> io::Result<TcpStream> {
-    stream.set_nodelay(true)?;
-    let host = url.host_str().unwrap_or("127.0.0.1");
-    let port = url.port_or_known_default().unwrap_or(80);
-    let path = match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let protocol_header = subprotocol
-        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
-        .unwrap_or_default();
-    // The key is RFC 6455's sample nonce: servers check its shape, never its freshness.
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n{protocol_header}\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let head = read_response_head(&mut stream).await?;
-    let status_line = head.lines().next().unwrap_or_default();
-    if !status_line.starts_with("HTTP/1.1 101") {
-        return Err(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            format!("upgrade refused: {status_line}"),
-        ));
-    }
-    Ok(stream)
-}
-
-/// Reads byte by byte up to the blank line, so no frame byte after it is consumed.
-async fn read_response_head(stream: &mut TcpStream) -> io::Result<String> {
-    let mut head = Vec::with_capacity(256);
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_RESPONSE_HEAD_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "upgrade response too long",
-            ));
-        }
-        head.push(stream.read_u8().await?);
-    }
-    Ok(String::from_utf8_lossy(&head).into_owned())
-}
-
-/// One frame as the server sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawFrame {
-    /// The opcode (see [`opcode`]).
-    pub opcode: u8,
-    /// The unmasked payload.
-    pub payload: Vec<u8>,
-}
-
-impl RawFrame {
-    /// For a close frame: the code and reason it carries.
-    pub fn close_code(&self) -> Option<(u16, String)> {
-        if self.opcode != opcode::CLOSE || self.payload.len() < 2 {
-            return None;
-        }
-        let code = u16::from_be_bytes([self.payload[0], self.payload[1]]);
-        Some((
-            code,
-            String::from_utf8_lossy(&self.payload[2..]).into_owned(),
-        ))
-    }
-}
-
-/// Reads one server frame (servers never mask). Frames longer than `max_payload` bytes are an
-/// error rather than an allocation the peer chose.
-pub async fn read_server_frame(stream: &mut TcpStream, max_payload: usize) -> io::Result<RawFrame> {
-    let first = stream.read_u8().await?;
-    let second = stream.read_u8().await?;
-    let len = match second & 0x7f {
-        126 => u64::from(stream.read_u16().await?),
-        127 => stream.read_u64().await?,
-        short => u64::from(short),
-    };
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|len| *len <= max_payload)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "server frame too large"))?;
-    let mut payload = vec![0; len];
-    stream.read_exact(&mut payload).await?;
-    Ok(RawFrame {
-        opcode: first & 0x0f,
-        payload,
+            "raw sockets speak ws:// only; point --url at a plain http:// or ws:// server",
+        ),
     })
+}
+
+fn host_port(url: &Url) -> (&str, u16) {
+    (
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port_or_known_default().unwrap_or(80),
+    )
 }
 
 /// Encodes one final, masked client frame (clients must mask, RFC 6455 §5.3).
@@ -172,5 +266,12 @@ mod tests {
         let large = client_frame(opcode::BINARY, &[0; 70_000]);
         assert_eq!(large[1], 0xff);
         assert_eq!(large.len(), 70_000 + 2 + 8 + 4);
+    }
+
+    #[tokio::test]
+    async fn only_plain_ws_urls_are_accepted() {
+        let url = Url::parse("wss://example.com/ws").expect("URL");
+        let refused = RawSocket::connect(&url, None, Duration::from_secs(1)).await;
+        assert!(matches!(refused, Err(RawError::Io { .. })));
     }
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use roomcast_protocol::{ErrorCode, RoomMessage, RoomName, ServerInfo, UserName};
-use serde::{Deserialize, Serialize};
+use roomcast_protocol::{
+    ErrorCode, HistoryPage, RoomList, RoomMessage, RoomName, RoomSummary, ServerInfo,
+};
+use serde::Deserialize;
 
 use crate::api_error::ApiError;
 use crate::room::{Room, RoomStats};
@@ -15,21 +17,6 @@ use crate::state::AppState;
 /// `GET /api/info`: version, heartbeat settings and limits.
 pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Json<ServerInfo> {
     Json(state.server_info())
-}
-
-/// One room in `GET /api/rooms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomSummary {
-    /// The room's name.
-    pub room: RoomName,
-    /// Distinct users present.
-    pub members: Vec<UserName>,
-    /// Sessions joined (a user may have several).
-    pub sessions: usize,
-    /// The last message's number (0 if none).
-    pub seq: u64,
-    /// The history's identity.
-    pub epoch: String,
 }
 
 impl From<RoomStats> for RoomSummary {
@@ -42,13 +29,6 @@ impl From<RoomStats> for RoomSummary {
             epoch: stats.epoch.to_string(),
         }
     }
-}
-
-/// The body of `GET /api/rooms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomList {
-    /// Every room that exists, sorted by name.
-    pub rooms: Vec<RoomSummary>,
 }
 
 /// `GET /api/rooms`: every room with its members and last seq.
@@ -79,19 +59,6 @@ const MAX_HISTORY_PAGE: usize = 1000;
 pub(crate) struct HistoryQuery {
     since: Option<u64>,
     limit: Option<usize>,
-}
-
-/// The body of `GET /api/rooms/{room}/history`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryPage {
-    /// The room.
-    pub room: RoomName,
-    /// The history's identity.
-    pub epoch: String,
-    /// The room's last seq.
-    pub seq: u64,
-    /// Kept messages with seq greater than `since`, oldest first.
-    pub messages: Vec<RoomMessage>,
 }
 
 /// `GET /api/rooms/{room}/history?since=SEQ&limit=N`: kept messages after `since`.

@@ -3,8 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roomcast_protocol::{ErrorBody, ErrorCode};
-use serde::Serialize;
+use roomcast_protocol::{ErrorBody, ErrorCode, ErrorEnvelope};
 
 /// An HTTP error answer. The code is stable for programs, the message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +35,9 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope {
-    error: ErrorBody,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
+        let body = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code,
                 message: self.message,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use roomcast_protocol::units::parse_bytes;
 
 /// Everything `roomcast-server` can be told. Sizes accept `65536`, `64KiB`, `1MiB`; durations
 /// accept `500ms`, `20s`, `1m`.
@@ -175,29 +176,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}; write durations like 500ms, 20s or 1m"))
 }
 
-/// Parses `65536`, `64KiB`, `64KB`, `64k`, `1MiB`, `1M` (binary multiples throughout: memory
-/// bounds are sized in KiB and MiB).
-pub fn parse_bytes(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write 65536, 64KiB or 1MiB"))?;
-    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,8 +213,9 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("500ms, 20s or 1m")));
-        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_bytes("65536"), Ok(65536));
-        assert!(parse_bytes("12 parsecs").is_err());
+        let err = Config::try_parse_from(["roomcast-server", "--max-queue-bytes=lots"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("64KiB")));
     }
 }

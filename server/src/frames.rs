@@ -3,7 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use roomcast_protocol::{ErrorBody, ErrorCode, Ref, RoomName, ServerFrame, UserName};
+use roomcast_protocol::{
+    ErrorBody, ErrorCode, ErrorEnvelope, Ref, RoomName, ServerFrame, UserName,
+};
 use serde::Serialize;
 
 use crate::history::Published;
@@ -86,15 +88,9 @@ pub(crate) fn error(
             room,
             reference,
         }),
-        Protocol::Tutorial => {
-            #[derive(Serialize)]
-            struct TutorialError {
-                error: ErrorBody,
-            }
-            encode(&TutorialError {
-                error: ErrorBody { code, message },
-            })
-        }
+        Protocol::Tutorial => encode(&ErrorEnvelope {
+            error: ErrorBody { code, message },
+        }),
     }
 }
 

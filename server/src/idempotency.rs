@@ -5,9 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use roomcast_protocol::RoomName;
-
-use crate::publish::Published;
+use roomcast_protocol::{Published, RoomName};
 
 /// How long a key is remembered (what Centrifugo does too: long enough to cover a client's
 /// retries, short enough to stay small).

@@ -45,10 +45,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use api::{HistoryPage, RoomList, RoomSummary};
 pub use auth::PeerAddr;
 pub use config::Config;
-pub use publish::{Broadcast, Published};
+/// The HTTP API's bodies, defined once in the protocol crate.
+pub use roomcast_protocol::{Broadcast, HistoryPage, Published, RoomList, RoomSummary};
 pub use rooms::Rooms;
 pub use routes::router;
 pub use state::AppState;

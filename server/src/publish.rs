@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roomcast_protocol::{ErrorCode, RoomName, UserName};
+use roomcast_protocol::{Broadcast, ErrorCode, Published, RoomName, UserName};
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
@@ -26,19 +26,6 @@ pub(crate) struct PublishRequest {
     pub(crate) message: Option<String>,
     pub(crate) user: Option<String>,
     pub(crate) idempotency_key: Option<String>,
-}
-
-/// The answer to a publish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
-    /// The room published to.
-    pub room: RoomName,
-    /// The message's number in the room.
-    pub seq: u64,
-    /// The room history's identity.
-    pub epoch: String,
-    /// Sessions on this server the message was queued for.
-    pub delivered: usize,
 }
 
 /// `GET /chat/{room}/send-test/?message=...`.
@@ -124,13 +111,6 @@ pub(crate) struct BroadcastRequest {
     rooms: Vec<String>,
     message: Option<String>,
     user: Option<String>,
-}
-
-/// The answer to a broadcast: one result per room, in the order given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Broadcast {
-    /// What each room's publish did.
-    pub results: Vec<Published>,
 }
 
 /// `POST /api/broadcast` with `{rooms: [...], message, user?}`: one message to many rooms.

@@ -23,7 +23,9 @@ use url::Url;
 use super::Ctx;
 use crate::exit::Code;
 use crate::load::latency::histogram;
-use crate::load::wire::{RawSocket, WireError};
+use roomcast_protocol::raw::{RawError, RawSocket};
+
+use crate::load::wire;
 
 /// How long one connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,13 +73,13 @@ pub async fn connect_all(
     let mut opening = futures_util::stream::iter(urls)
         .map(|url| async move {
             let started = Instant::now();
-            let socket = RawSocket::connect(&url, CONNECT_TIMEOUT).await;
+            let socket = RawSocket::connect(&url, None, CONNECT_TIMEOUT).await;
             (socket, started.elapsed())
         })
         .buffered(concurrency.max(1));
     while let Some((socket, took)) = opening.next().await {
         let socket = socket.map_err(too_many_files).map_err(|e| match e {
-            Ok(wire) => wire.into_cli("opening a bench connection"),
+            Ok(raw) => wire::into_cli(raw, "opening a bench connection"),
             Err(hint) => hint,
         })?;
         handshakes.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
@@ -87,13 +89,10 @@ pub async fn connect_all(
 }
 
 /// Out of file descriptors is a setup problem with a known fix; say it.
-fn too_many_files(error: WireError) -> Result<WireError, anyhow::Error> {
-    let descriptors_out = match &error {
-        WireError::Connect { source, .. } | WireError::Io { source, .. } => {
-            source.raw_os_error() == Some(24)
-        }
-        WireError::Refused { .. } => false,
-    };
+fn too_many_files(error: RawError) -> Result<RawError, anyhow::Error> {
+    let descriptors_out = error
+        .io_error()
+        .is_some_and(|e| e.raw_os_error() == Some(24));
     if descriptors_out {
         Err(anyhow::Error::new(error).context(
             "out of file descriptors: raise `ulimit -n`, or use fewer connections per process",

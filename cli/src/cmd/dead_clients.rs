@@ -23,7 +23,7 @@ use crate::load::ghost::{Ghost, GhostPlan, Mode};
 use crate::load::latency::LatencyShards;
 use crate::load::member::{self, Member, MemberPlan, Shared, Totals};
 use crate::load::observer::Observer;
-use crate::load::wire::room_socket_as;
+use crate::load::wire::{self, room_socket_as};
 use crate::load::{stamp, user_name, wait_until};
 use crate::units;
 
@@ -174,7 +174,7 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
             let url = room_socket_as(&ctx.server, room, &user);
             let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
                 .await
-                .map_err(|e| e.into_cli("opening a dead client"))?;
+                .map_err(|e| wire::into_cli(e, "opening a dead client"))?;
             ghosts.push(ghost);
         }
     }

@@ -7,8 +7,8 @@ use clap::Args;
 use roomcast_protocol::RoomName;
 
 use super::{Ctx, json_line};
-use crate::api::RoomSummary;
 use crate::exit::Code;
+use roomcast_protocol::RoomSummary;
 
 /// Flags of `rooms`.
 #[derive(Debug, Args)]

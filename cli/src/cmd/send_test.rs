@@ -10,9 +10,9 @@ use roomcast_protocol::RoomName;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Ctx, json_line};
-use crate::api::Published;
 use crate::exit::{Code, Usage};
 use crate::units;
+use roomcast_protocol::Published;
 
 /// Flags of `send-test`.
 #[derive(Debug, Args)]

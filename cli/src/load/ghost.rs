@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 
-use super::wire::{RawSocket, WireError};
+use roomcast_protocol::raw::{RawError, RawSocket};
 
 /// How long a stopped ghost may take to hand back its log (its own reads are bounded by this).
 const FINISH_GRACE: Duration = Duration::from_secs(3);
@@ -120,8 +120,8 @@ impl Ghost {
         user: UserName,
         plan: GhostPlan,
         timeout: Duration,
-    ) -> Result<Self, WireError> {
-        let socket = RawSocket::connect(socket_url, timeout).await?;
+    ) -> Result<Self, RawError> {
+        let socket = RawSocket::connect(socket_url, None, timeout).await?;
         let (dead_tx, dead_rx) = oneshot::channel();
         let (stop, stopped) = watch::channel(Signal::Run);
         let task = tokio::spawn(haunt(socket, plan, dead_tx, stopped));

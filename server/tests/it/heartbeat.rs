@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use roomcast_protocol::raw::{client_frame, opcode};
+use roomcast_protocol::raw::opcode;
 use roomcast_server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::support::{TestServer, eventually, raw_close, within};
@@ -40,18 +39,10 @@ async fn a_client_that_never_pongs_is_evicted_within_the_heartbeat_bounds_and_th
     assert_eq!(server.sessions_in("lobby").await, 1);
     live.say("after eviction").await;
     assert_eq!(live.next_text().await, "after eviction");
-    let mut rest = Vec::new();
-    within(
-        "the server to close the socket",
-        dead.read_to_end(&mut rest),
-    )
-    .await
-    .expect("clean end of stream");
-    assert!(
-        rest.is_empty(),
-        "nothing may follow the close frame: {} bytes",
-        rest.len()
-    );
+    let after = within("the server to close the socket", dead.read_frame())
+        .await
+        .expect("clean end of stream");
+    assert_eq!(after, None, "nothing may follow the close frame");
 }
 
 #[tokio::test]
@@ -64,17 +55,16 @@ async fn a_client_that_pauses_for_less_than_the_timeout_is_not_evicted() {
     let server = TestServer::start(config).await;
     let mut live = server.member("lobby").await;
     let mut pausing = server.raw("lobby").await;
-    let pong = client_frame(opcode::PONG, b"");
     // Five pauses of 300 ms (the behaviour under test), each followed by a sign of life: the
     // session stays silent past several pings, but never for the 800 ms timeout.
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        within("a pong", pausing.write_all(&pong))
+        within("a pong", pausing.send(opcode::PONG, b""))
             .await
             .expect("write pong");
     }
-    let hello = client_frame(opcode::TEXT, br#"{"message":"still here"}"#);
-    within("a message", pausing.write_all(&hello))
+    let hello = br#"{"message":"still here"}"#;
+    within("a message", pausing.send(opcode::TEXT, hello))
         .await
         .expect("write message");
     assert_eq!(
@@ -100,6 +90,7 @@ async fn a_vanished_client_leaves_the_room_as_soon_as_the_kernel_says_so() {
     assert_eq!(server.sessions_in("lobby").await, 3);
 
     reset
+        .stream
         .set_zero_linger()
         .expect("SO_LINGER 0, so dropping sends a reset");
     drop(reset);

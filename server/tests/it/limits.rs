@@ -1,9 +1,8 @@
 //! Bad input gets a clear answer and takes nothing down.
 
-use roomcast_protocol::raw::{self, client_frame, opcode};
+use roomcast_protocol::raw::opcode;
 use roomcast_protocol::{ErrorCode, Incoming, TutorialFrame};
 use roomcast_server::Config;
-use tokio::io::AsyncWriteExt;
 
 use crate::support::{TestServer, next_text, tutorial_close, within};
 
@@ -73,22 +72,20 @@ async fn a_binary_frame_gets_an_error_frame_and_the_session_goes_on() {
     let server = TestServer::start(Config::default()).await;
     let mut watcher = server.tutorial("lobby").await;
     let mut socket = server.raw("lobby").await;
-    within(
-        "write",
-        socket.write_all(&client_frame(opcode::BINARY, &[0, 159, 146, 150])),
-    )
-    .await
-    .expect("write binary");
-    let answer = within("answer", raw::read_server_frame(&mut socket, 4096))
+    within("write", socket.send(opcode::BINARY, &[0, 159, 146, 150]))
         .await
-        .expect("frame");
+        .expect("write binary");
+    let answer = within("answer", socket.read_frame())
+        .await
+        .expect("frame")
+        .expect("an answer before the end");
     assert_eq!(answer.opcode, opcode::TEXT);
     let body: serde_json::Value = serde_json::from_slice(&answer.payload).expect("JSON");
     assert_eq!(body["error"]["code"], "binary_unsupported", "{body}");
 
     within(
         "write",
-        socket.write_all(&client_frame(opcode::TEXT, br#"{"message":"text works"}"#)),
+        socket.send(opcode::TEXT, br#"{"message":"text works"}"#),
     )
     .await
     .expect("write text");

@@ -140,7 +140,7 @@ async fn a_member_that_stops_reading_leaves_with_reason_slow() {
     url.query_pairs_mut().append_pair("user", "sloth");
     let _sloth = within(
         "upgrade",
-        roomcast_protocol::raw::upgrade_on(stream, &url, None),
+        roomcast_protocol::raw::RawSocket::upgrade(stream, &url, None),
     )
     .await
     .expect("upgrade");

@@ -4,13 +4,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use roomcast_protocol::raw::{self, RawFrame};
+use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{
     Client, ConnectOptions, Incoming, RoomName, Sender, ServerFrame, ServerUrl, TutorialClient,
     TutorialFrame, TutorialSend, UserName,
 };
 use roomcast_server::{Config, RoomList, run};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -177,18 +177,18 @@ impl TestServer {
 
     /// A socket that completed the upgrade to `room`'s tutorial URL and is then left to the
     /// test: it answers nothing unless the test writes.
-    pub async fn raw(&self, room_name: &str) -> TcpStream {
+    pub async fn raw(&self, room_name: &str) -> RawSocket {
         let url = self.url.room_socket(&room(room_name));
-        within("a raw upgrade", raw::upgrade(&url, None))
+        within("a raw upgrade", RawSocket::connect(&url, None, WAIT))
             .await
             .expect("raw upgrade")
     }
 
     /// [`TestServer::raw`], speaking as `name`.
-    pub async fn raw_as(&self, room_name: &str, name: &str) -> TcpStream {
+    pub async fn raw_as(&self, room_name: &str, name: &str) -> RawSocket {
         let mut url = self.url.room_socket(&room(room_name));
         url.query_pairs_mut().append_pair("user", name);
-        within("a raw upgrade", raw::upgrade(&url, None))
+        within("a raw upgrade", RawSocket::connect(&url, None, WAIT))
             .await
             .expect("raw upgrade")
     }
@@ -308,12 +308,14 @@ pub async fn typed_close(client: &mut Client) -> (Option<u16>, String) {
 }
 
 /// Reads raw frames until a close frame; returns its code and reason.
-pub async fn raw_close(stream: &mut TcpStream) -> (u16, String) {
+pub async fn raw_close(socket: &mut RawSocket) -> (u16, String) {
     loop {
-        let frame: RawFrame = raw::read_server_frame(stream, 1 << 20)
+        let frame = socket
+            .read_frame()
             .await
-            .expect("the server sends frames, then a close frame");
-        if let Some(close) = frame.close_code() {
+            .expect("the server sends frames")
+            .expect("a close frame before the end of the stream");
+        if let Some(close) = frame.close() {
             return close;
         }
     }

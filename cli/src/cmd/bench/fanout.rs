@@ -23,7 +23,9 @@ use crate::cmd::{Ctx, json_line};
 use crate::exit::{Code, Usage};
 use crate::load::latency::LatencySummary;
 use crate::load::stamp;
-use crate::load::wire::{RawSocket, room_socket_as};
+use roomcast_protocol::raw::RawSocket;
+
+use crate::load::wire::{self, room_socket_as};
 use crate::load::{user_name, wait_until};
 use crate::units;
 
@@ -161,9 +163,9 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
     for (r, room) in rooms.iter().enumerate() {
         let user = user_name(&format!("pub-{run}-{r}"))?;
         let url = room_socket_as(&ctx.server, room, &user);
-        let socket = RawSocket::connect(&url, CONNECT_TIMEOUT)
+        let socket = RawSocket::connect(&url, None, CONNECT_TIMEOUT)
             .await
-            .map_err(|e| e.into_cli("connecting a publisher"))?;
+            .map_err(|e| wire::into_cli(e, "connecting a publisher"))?;
         let members = counters[r * args.members..(r + 1) * args.members].to_vec();
         let publisher = Publisher {
             socket,

@@ -16,9 +16,8 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::load::frames::FrameReader;
 use crate::load::stamp::{Stamp, now_micros};
-use crate::load::wire::RawSocket;
+use roomcast_protocol::raw::{FrameReader, RawSocket};
 
 /// How often a publisher looks at its members' counters: tokio's timer resolution.
 const PUBLISH_TICK: Duration = Duration::from_millis(1);

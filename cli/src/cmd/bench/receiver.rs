@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::load::latency::LatencyShards;
 use crate::load::stamp::now_micros;
-use crate::load::wire::RawSocket;
+use roomcast_protocol::raw::RawSocket;
 
 /// What all receivers of a bench share.
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use crate::load::eviction::{Expect, Heartbeat, Observed, Verdict, judge};
 use crate::load::ghost::{Ghost, GhostPlan, Mode};
 use crate::load::latency::{LatencySummary, histogram};
 use crate::load::observer::Observer;
-use crate::load::wire::room_socket_as;
+use crate::load::wire::{self, room_socket_as};
 use crate::load::{user_name, wait_until};
 
 /// How long connecting one dead client may take.
@@ -118,7 +118,7 @@ impl Haunting {
         let url = room_socket_as(&self.server, room, &user);
         let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
             .await
-            .map_err(|e| e.into_cli("opening a dead client"))?;
+            .map_err(|e| wire::into_cli(e, "opening a dead client"))?;
         self.ghosts.push((ghost, room_index));
         Ok(())
     }

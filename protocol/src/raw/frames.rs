@@ -4,7 +4,7 @@
 
 use std::io;
 
-use roomcast_protocol::raw::opcode;
+use super::opcode;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest server frame accepted, in bytes; a larger one is an error, not an allocation the
@@ -14,7 +14,7 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// A server frame, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
-    /// The opcode (see `roomcast_protocol::raw::opcode`).
+    /// The opcode (see [`opcode`](super::opcode)).
     pub opcode: u8,
     /// The payload (servers never mask).
     pub payload: &'a [u8],
@@ -32,6 +32,34 @@ impl Frame<'_> {
     /// For a close frame: its reason text.
     pub fn close_reason(&self) -> String {
         String::from_utf8_lossy(self.payload.get(2..).unwrap_or_default()).into_owned()
+    }
+
+    /// A copy that outlives the reader's buffer.
+    pub fn to_owned_frame(&self) -> OwnedFrame {
+        OwnedFrame {
+            opcode: self.opcode,
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+/// A server frame copied out of the reader's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    /// The opcode (see [`opcode`](super::opcode)).
+    pub opcode: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl OwnedFrame {
+    /// For a close frame: its code (1005 when it carries none) and reason.
+    pub fn close(&self) -> Option<(u16, String)> {
+        let frame = Frame {
+            opcode: self.opcode,
+            payload: &self.payload,
+        };
+        frame.close_code().map(|code| (code, frame.close_reason()))
     }
 }
 
@@ -89,12 +117,12 @@ impl FrameReader {
     }
 
     /// The buffered bytes not consumed yet (the upgrade reads its response head from here).
-    pub(super) fn pending(&self) -> &[u8] {
+    pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
     /// Drops `bytes` from the front of the pending bytes.
-    pub(super) fn consume(&mut self, bytes: usize) {
+    pub fn consume(&mut self, bytes: usize) {
         self.start = (self.start + bytes).min(self.end);
     }
 
