@@ -30,6 +30,7 @@ pub mod close;
 pub mod connection;
 pub mod error_code;
 pub mod http_api;
+mod name;
 pub mod raw;
 pub mod room;
 pub mod server_url;

@@ -1,11 +1,6 @@
 //! Room names: the one identifier every path, frame and Redis key is built from.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest accepted room name, in characters (all ASCII, so also bytes).
 ///
@@ -84,59 +79,7 @@ fn validate(name: &str) -> Result<(), RoomNameError> {
     Ok(())
 }
 
-impl FromStr for RoomName {
-    type Err = RoomNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for RoomName {
-    type Error = RoomNameError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        validate(&value)?;
-        Ok(Self(Arc::from(value)))
-    }
-}
-
-impl AsRef<str> for RoomName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for RoomName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RoomName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for RoomName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl Serialize for RoomName {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RoomName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::new(&text).map_err(serde::de::Error::custom)
-    }
-}
+crate::name::validated_name!(RoomName, RoomNameError);
 
 #[cfg(test)]
 mod tests {
