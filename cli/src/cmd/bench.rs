@@ -20,9 +20,12 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 use url::Url;
 
+use roomcast_protocol::RoomName;
+
 use super::Ctx;
-use crate::exit::Code;
+use crate::exit::{Code, Usage};
 use crate::load::latency::histogram;
+use crate::load::stamp;
 use roomcast_protocol::raw::{RawError, RawSocket};
 
 use crate::load::wire;
@@ -59,6 +62,59 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> Result<Code> {
         BenchCommand::Fanout(args) => fanout::run(ctx, args.try_into()?).await,
         BenchCommand::Connect(args) => connect::run(ctx, args.try_into()?).await,
         BenchCommand::Idle(args) => idle::run(ctx, args.try_into()?).await,
+    }
+}
+
+/// The sessions `bench connect` and `bench idle` open: how many, how fast, over how many rooms.
+#[derive(Debug, Args)]
+pub struct Population {
+    /// Sessions to open.
+    #[arg(
+        long,
+        short = 'n',
+        env = "ROOMCAST_BENCH_CONNECTIONS",
+        default_value_t = 1000
+    )]
+    pub connections: usize,
+    /// Handshakes in flight at once.
+    #[arg(
+        long,
+        short = 'c',
+        env = "ROOMCAST_BENCH_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub concurrency: usize,
+    /// Rooms the sessions spread over.
+    #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 10)]
+    pub rooms: usize,
+}
+
+impl Population {
+    /// Refuses zero counts and more sessions than one process may hold.
+    pub fn validate(&self) -> Result<()> {
+        if self.connections == 0 || self.concurrency == 0 || self.rooms == 0 {
+            return Err(Usage::err(
+                "--connections, --concurrency and --rooms must be at least 1",
+            ));
+        }
+        if self.connections > MAX_CONNECTIONS {
+            return Err(Usage::err(format!(
+                "more than {MAX_CONNECTIONS} connections per process would pass ulimit -n; run several"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens the sessions over fresh rooms named `{prefix}-{run}-{n}`; see [`connect_all`].
+    pub async fn open(&self, ctx: &Ctx, prefix: &str) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
+        let run = stamp::new_run_id();
+        let rooms: Vec<RoomName> = (0..self.rooms)
+            .map(|r| RoomName::new(&format!("{prefix}-{run}-{r}")))
+            .collect::<Result<_, _>>()?;
+        let urls = (0..self.connections)
+            .map(|i| ctx.server.room_socket(&rooms[i % rooms.len()]))
+            .collect();
+        connect_all(urls, self.concurrency).await
     }
 }
 

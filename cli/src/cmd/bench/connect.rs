@@ -5,59 +5,32 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::Args;
-use roomcast_protocol::RoomName;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{MAX_CONNECTIONS, connect_all, cores, cpu_time};
+use super::{Population, cores, cpu_time};
 use crate::cmd::{Ctx, json_line};
-use crate::exit::{Code, Usage};
+use crate::exit::Code;
 use crate::load::latency::LatencySummary;
-use crate::load::stamp;
 
 /// Flags of `bench connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Sessions to open.
-    #[arg(
-        long,
-        short = 'n',
-        env = "ROOMCAST_BENCH_CONNECTIONS",
-        default_value_t = 1000
-    )]
-    pub connections: usize,
-    /// Handshakes in flight at once.
-    #[arg(
-        long,
-        short = 'c',
-        env = "ROOMCAST_BENCH_CONCURRENCY",
-        default_value_t = 64
-    )]
-    pub concurrency: usize,
-    /// Rooms the sessions spread over.
-    #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 10)]
-    pub rooms: usize,
+    /// The sessions to open.
+    #[command(flatten)]
+    pub population: Population,
 }
 
 /// `bench connect`, validated.
 #[derive(Debug)]
-pub struct ConnectConfig(ConnectArgs);
+pub struct ConnectConfig(Population);
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: ConnectArgs) -> Result<Self> {
-        if args.connections == 0 || args.concurrency == 0 || args.rooms == 0 {
-            return Err(Usage::err(
-                "--connections, --concurrency and --rooms must be at least 1",
-            ));
-        }
-        if args.connections > MAX_CONNECTIONS {
-            return Err(Usage::err(format!(
-                "more than {MAX_CONNECTIONS} connections per process would pass ulimit -n; run several"
-            )));
-        }
-        Ok(Self(args))
+        args.population.validate()?;
+        Ok(Self(args.population))
     }
 }
 
@@ -74,15 +47,8 @@ struct ConnectResult {
 
 /// Runs the connection-rate benchmark.
 pub async fn run(ctx: &Ctx, ConnectConfig(args): ConnectConfig) -> Result<Code> {
-    let run = stamp::new_run_id();
-    let rooms: Vec<RoomName> = (0..args.rooms)
-        .map(|r| RoomName::new(&format!("connect-{run}-{r}")))
-        .collect::<Result<_, _>>()?;
-    let urls = (0..args.connections)
-        .map(|i| ctx.server.room_socket(&rooms[i % rooms.len()]))
-        .collect();
     let (cpu_before, started) = (cpu_time(), Instant::now());
-    let (sockets, handshakes) = connect_all(urls, args.concurrency).await?;
+    let (sockets, handshakes) = args.open(ctx, "connect").await?;
     let elapsed = started.elapsed();
     let result = ConnectResult {
         kind: "connect",

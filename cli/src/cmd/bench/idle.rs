@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use roomcast_protocol::RoomName;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::receiver::{BenchShared, receive};
-use super::{MAX_CONNECTIONS, connect_all, server_memory};
+use super::{Population, server_memory};
 use crate::cmd::{Ctx, json_line};
-use crate::exit::{Code, Usage};
-use crate::load::stamp;
+use crate::exit::Code;
 use crate::units;
 
 /// How long the server may take to count every new session, or to let them all go.
@@ -33,46 +31,21 @@ const SETTLE_READINGS: usize = 20;
 /// Flags of `bench idle`.
 #[derive(Debug, Args)]
 pub struct IdleArgs {
-    /// Idle sessions to open.
-    #[arg(
-        long,
-        short = 'n',
-        env = "ROOMCAST_BENCH_CONNECTIONS",
-        default_value_t = 1000
-    )]
-    pub connections: usize,
-    /// Rooms the sessions spread over.
-    #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 10)]
-    pub rooms: usize,
-    /// Handshakes in flight at once.
-    #[arg(
-        long,
-        short = 'c',
-        env = "ROOMCAST_BENCH_CONCURRENCY",
-        default_value_t = 64
-    )]
-    pub concurrency: usize,
+    /// The idle sessions to open.
+    #[command(flatten)]
+    pub population: Population,
 }
 
 /// `bench idle`, validated.
 #[derive(Debug)]
-pub struct IdleConfig(IdleArgs);
+pub struct IdleConfig(Population);
 
 impl TryFrom<IdleArgs> for IdleConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: IdleArgs) -> Result<Self> {
-        if args.connections == 0 || args.rooms == 0 || args.concurrency == 0 {
-            return Err(Usage::err(
-                "--connections, --rooms and --concurrency must be at least 1",
-            ));
-        }
-        if args.connections > MAX_CONNECTIONS {
-            return Err(Usage::err(format!(
-                "more than {MAX_CONNECTIONS} connections per process would pass ulimit -n; run several"
-            )));
-        }
-        Ok(Self(args))
+        args.population.validate()?;
+        Ok(Self(args.population))
     }
 }
 
@@ -90,14 +63,7 @@ struct IdleResult {
 /// Runs the memory-per-session benchmark.
 pub async fn run(ctx: &Ctx, IdleConfig(args): IdleConfig) -> Result<Code> {
     let (rss_before, sessions_before) = quiet_server(ctx).await?;
-    let run = stamp::new_run_id();
-    let rooms: Vec<RoomName> = (0..args.rooms)
-        .map(|r| RoomName::new(&format!("idle-{run}-{r}")))
-        .collect::<Result<_, _>>()?;
-    let urls = (0..args.connections)
-        .map(|i| ctx.server.room_socket(&rooms[i % rooms.len()]))
-        .collect();
-    let (sockets, _) = connect_all(urls, args.concurrency).await?;
+    let (sockets, _) = args.open(ctx, "idle").await?;
     let shared = Arc::new(BenchShared::default());
     let (stop, stopped) = watch::channel(false);
     for (task_no, socket) in sockets.into_iter().enumerate() {
