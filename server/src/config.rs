@@ -165,10 +165,15 @@ impl Config {
 
     /// Whether `room` delivers its latest message on join (`--latest-on-join`).
     pub fn latest_on_join(&self, room: &str) -> bool {
-        self.latest_on_join
-            .iter()
-            .any(|prefix| !prefix.is_empty() && room.starts_with(prefix.as_str()))
+        is_latest_on_join(&self.latest_on_join, room)
     }
+}
+
+/// The `--latest-on-join` rule: `room` starts with one of `prefixes` (empty ones match nothing).
+pub(crate) fn is_latest_on_join(prefixes: &[String], room: &str) -> bool {
+    prefixes
+        .iter()
+        .any(|prefix| !prefix.is_empty() && room.starts_with(prefix.as_str()))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

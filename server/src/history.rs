@@ -8,6 +8,11 @@ use roomcast_protocol::{Position, RoomName, UserName};
 
 use crate::frames::{self, Protocol};
 
+/// Bytes charged per history entry beyond its text and encodings: the JSON envelope (room,
+/// user, seq, ts), the `Arc` and the names it holds. An estimate, so a history of many tiny
+/// messages is still bounded by `--history-bytes`.
+const ENTRY_OVERHEAD_BYTES: usize = 256;
+
 /// One published message. It is encoded at most once per protocol, however many members and
 /// replays deliver it; every delivery shares those bytes.
 #[derive(Debug)]
@@ -43,9 +48,9 @@ impl Published {
         cell.get_or_init(|| frames::message(self, protocol)).clone()
     }
 
-    /// What this entry costs in history: the text, both possible encodings, and the envelope.
+    /// What this entry costs in history: the text, both possible encodings, and the rest.
     fn charged_bytes(&self) -> usize {
-        3 * self.text.len() + 256
+        3 * self.text.len() + ENTRY_OVERHEAD_BYTES
     }
 }
 

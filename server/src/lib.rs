@@ -15,6 +15,8 @@
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
 //! - `rooms` (registry, membership guard) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
+//! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
+//!   `api_error` (the one shape of HTTP errors).
 //! - `metrics`: per-instance Prometheus registry.
 
 pub mod config;
@@ -94,10 +96,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     }
 }
 
-/// Removes rooms whose kept history outlived `--room-ttl`, until shutdown.
+/// Shortest and longest pause between janitor sweeps: a quarter of `--room-ttl` within these,
+/// so a short TTL is honoured closely and a long one costs a sweep a second at most.
+const JANITOR_PERIOD_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Removes rooms whose kept history outlived `--room-ttl`, and expired idempotency keys,
+/// until shutdown.
 async fn janitor(state: Arc<AppState>) {
-    let period =
-        (state.config.room_ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let (shortest, longest) = JANITOR_PERIOD_BOUNDS;
+    let period = (state.config.room_ttl / 4).clamp(shortest, longest);
     let mut ticks = tokio::time::interval(period);
     loop {
         tokio::select! {

@@ -18,6 +18,10 @@ pub struct Metrics {
     sessions_open: Gauge<i64, AtomicI64>,
     rooms: Gauge<i64, AtomicI64>,
     messages_published: Family<Labels, Counter<u64, AtomicU64>>,
+    /// `messages_published{source="ws"}` and `{source="http"}`, looked up once: a publish is
+    /// the hot path, and a family lookup takes a lock every session would share.
+    published_ws: Counter<u64, AtomicU64>,
+    published_http: Counter<u64, AtomicU64>,
     messages_delivered: Counter<u64, AtomicU64>,
     bytes_delivered: Counter<u64, AtomicU64>,
     queue_overflows: Counter<u64, AtomicU64>,
@@ -44,6 +48,8 @@ impl Metrics {
             sessions_open: Gauge::default(),
             rooms: Gauge::default(),
             messages_published: Family::default(),
+            published_ws: Counter::default(),
+            published_http: Counter::default(),
             messages_delivered: Counter::default(),
             bytes_delivered: Counter::default(),
             queue_overflows: Counter::default(),
@@ -121,8 +127,19 @@ impl Metrics {
             "Resident memory of the server process (VmRSS), read at scrape time",
             metrics.resident_memory.clone(),
         );
+        // Handles into the registered family, so the hot path increments without a lookup.
+        let published_ws = metrics
+            .messages_published
+            .get_or_create(&[("source", "ws")])
+            .clone();
+        let published_http = metrics
+            .messages_published
+            .get_or_create(&[("source", "http")])
+            .clone();
         Self {
             registry,
+            published_ws,
+            published_http,
             ..metrics
         }
     }
@@ -139,10 +156,14 @@ impl Metrics {
         self.rooms.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    pub(crate) fn record_publish(&self, source: &'static str) {
-        self.messages_published
-            .get_or_create(&[("source", source)])
-            .inc();
+    /// Counts a chat message accepted from a socket.
+    pub(crate) fn record_ws_publish(&self) {
+        self.published_ws.inc();
+    }
+
+    /// Counts a chat message accepted over HTTP.
+    pub(crate) fn record_http_publish_accepted(&self) {
+        self.published_http.inc();
     }
 
     pub(crate) fn record_fan_out(&self, delivered: usize, bytes: usize, overflowed: usize) {

@@ -201,7 +201,7 @@ pub(crate) fn publish(
             .rooms
             .publish(&room, &user, &message)
             .map_err(|full| ApiError::unavailable(full.to_string()))?;
-        state.metrics.record_publish("http");
+        state.metrics.record_http_publish_accepted();
         Ok(Published {
             room: room.clone(),
             seq: delivery.seq,

@@ -17,9 +17,6 @@ use crate::history::{History, Published};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 
-/// Identifies a session in logs and presence bookkeeping.
-pub(crate) type SessionId = u64;
-
 /// A session's entry in a room.
 #[derive(Debug)]
 pub(crate) struct Member {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, UserName};
 
+use crate::config::is_latest_on_join;
 use crate::metrics::Metrics;
 use crate::room::{Delivery, HistoryLimits, Member, Room, RoomStats};
 
@@ -85,11 +86,7 @@ impl Rooms {
                 max_rooms: self.shared.max_rooms,
             });
         }
-        let latest = self
-            .shared
-            .latest_on_join
-            .iter()
-            .any(|prefix| !prefix.is_empty() && name.as_str().starts_with(prefix.as_str()));
+        let latest = is_latest_on_join(&self.shared.latest_on_join, name.as_str());
         let room = Arc::new(Room::new(
             name.clone(),
             &self.shared.history,
@@ -190,13 +187,6 @@ impl Rooms {
     /// True when no room exists.
     pub fn is_empty(&self) -> bool {
         self.registry().is_empty()
-    }
-
-    /// The names of the rooms that exist, sorted.
-    pub fn names(&self) -> Vec<RoomName> {
-        let mut names: Vec<RoomName> = self.registry().keys().cloned().collect();
-        names.sort();
-        names
     }
 }
 

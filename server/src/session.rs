@@ -27,7 +27,6 @@ use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
 use crate::frames::{self, Protocol};
 use crate::outbox::{Outbox, Ready};
-use crate::room::SessionId;
 use crate::rooms::Membership;
 use crate::state::AppState;
 
@@ -37,6 +36,9 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to keep reading after our close frame, so the client's reply completes the closing
 /// handshake and the client sees a clean close rather than a reset.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Identifies a session in logs.
+pub(crate) type SessionId = u64;
 
 /// Everything decided at the upgrade, before the socket exists.
 #[derive(Debug)]

@@ -11,8 +11,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
-use crate::room::{HistoryLimits, SessionId};
+use crate::room::HistoryLimits;
 use crate::rooms::{RoomSettings, Rooms};
+use crate::session::SessionId;
 
 /// One server's rooms, metrics, limits and shutdown signals. Built once by [`crate::run`] (or
 /// by [`AppState::new`] for [`crate::router`]) and shared by reference count.

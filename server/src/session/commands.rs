@@ -26,7 +26,7 @@ impl Session {
                 Err(refusal) => self.refuse(refusal),
             },
             Protocol::Typed => match decode::typed(text) {
-                Ok(frame) => self.apply(frame),
+                Ok(frame) => return self.apply(frame),
                 Err(refusal) => self.refuse(refusal),
             },
         }
@@ -73,16 +73,13 @@ impl Session {
         ));
     }
 
-    fn apply(&mut self, frame: ClientFrame) {
+    fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
         match frame {
             ClientFrame::Join {
                 room,
                 since,
                 reference,
-            } => {
-                // Only tutorial joins can end a session, and tutorial sessions send no `join`.
-                let _typed_joins_never_exit = self.join(room, since.as_ref(), reference);
-            }
+            } => return self.join(room, since.as_ref(), reference),
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -98,6 +95,7 @@ impl Session {
                 }));
             }
         }
+        Ok(())
     }
 
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
@@ -175,7 +173,7 @@ impl Session {
             return;
         };
         let delivery = membership.room().publish(&self.user, message);
-        self.state.metrics.record_publish("ws");
+        self.state.metrics.record_ws_publish();
         match (delivery, reference) {
             (Ok(delivery), Some(reference)) => {
                 self.queue(frames::typed(&ServerFrame::Ack {
@@ -197,7 +195,7 @@ impl Session {
         if let Some(membership) = self.memberships.values().next()
             && membership.room().publish(&self.user, message).is_ok()
         {
-            self.state.metrics.record_publish("ws");
+            self.state.metrics.record_ws_publish();
         }
     }
 }
