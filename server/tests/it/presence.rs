@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use roomcast_protocol::{LeaveReason, ServerFrame, UserName};
 use roomcast_server::Config;
-use tokio::net::TcpSocket;
 
 use crate::support::{TestServer, next_typed, room, user, wait_for, within};
 
@@ -129,21 +128,7 @@ async fn a_member_that_stops_reading_leaves_with_reason_slow() {
     let mut alice = server.typed("alice").await;
     join(&mut alice, "lobby").await;
 
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .set_recv_buffer_size(4096)
-        .expect("small receive buffer");
-    let stream = within("connect", socket.connect(server.addr))
-        .await
-        .expect("connect");
-    let mut url = server.url.room_socket(&room("lobby"));
-    url.query_pairs_mut().append_pair("user", "sloth");
-    let _sloth = within(
-        "upgrade",
-        roomcast_protocol::raw::RawSocket::upgrade(stream, &url, None),
-    )
-    .await
-    .expect("upgrade");
+    let _sloth = server.stalled_reader("lobby", "sloth").await;
 
     let send_test = server.http_url("chat/lobby/send-test/");
     let payload = "z".repeat(16 * 1024);

@@ -3,12 +3,10 @@
 use std::time::Duration;
 
 use futures_util::future::join;
-use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{Incoming, TutorialFrame};
 use roomcast_server::Config;
-use tokio::net::TcpSocket;
 
-use crate::support::{TestServer, eventually, room, within};
+use crate::support::{TestServer, eventually, within};
 
 const MESSAGES: usize = 1000;
 const MESSAGE_BYTES: usize = 16 * 1024;
@@ -27,17 +25,7 @@ async fn a_reader_that_stops_is_closed_as_slow_while_the_others_receive_everythi
     let server = TestServer::start(config).await;
 
     // A reader that never reads, with a tiny receive window so the kernel cannot hide it.
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .set_recv_buffer_size(4096)
-        .expect("small receive buffer");
-    let stream = within("connect", socket.connect(server.addr))
-        .await
-        .expect("connect");
-    let url = server.url.room_socket(&room("lobby"));
-    let mut slow = within("upgrade", RawSocket::upgrade(stream, &url, None))
-        .await
-        .expect("upgrade");
+    let mut slow = server.stalled_reader("lobby", "slow").await;
 
     let mut live = server.tutorial("lobby").await;
     let (mut send, mut echo) = server.tutorial("lobby").await.split();

@@ -10,7 +10,7 @@ use roomcast_protocol::{
     TutorialFrame, TutorialSend, UserName,
 };
 use roomcast_server::{Config, RoomList, run};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -182,6 +182,23 @@ impl TestServer {
         within("a raw upgrade", RawSocket::connect(&url, None, WAIT))
             .await
             .expect("raw upgrade")
+    }
+
+    /// A raw member of `room_name` (speaking as `name`) that will never read, with a 4 KiB
+    /// receive window so the kernel cannot hide that it stopped: a slow reader.
+    pub async fn stalled_reader(&self, room_name: &str, name: &str) -> RawSocket {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .set_recv_buffer_size(4096)
+            .expect("small receive buffer");
+        let stream = within("connect", socket.connect(self.addr))
+            .await
+            .expect("connect");
+        let mut url = self.url.room_socket(&room(room_name));
+        url.query_pairs_mut().append_pair("user", name);
+        within("upgrade", RawSocket::upgrade(stream, &url, None))
+            .await
+            .expect("upgrade")
     }
 
     /// [`TestServer::raw`], speaking as `name`.
