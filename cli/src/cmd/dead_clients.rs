@@ -19,7 +19,7 @@ use self::report::{GhostRow, LiveSummary, Report};
 use super::Ctx;
 use crate::exit::{Code, Usage};
 use crate::load::eviction::{Expect, Heartbeat, HeartbeatFlags, Observed, judge};
-use crate::load::ghost::{Ghost, GhostPlan, Mode};
+use crate::load::ghost::{self, Ghost, GhostPlan, Mode};
 use crate::load::latency::LatencyShards;
 use crate::load::member::{self, Member, MemberPlan, Shared, Totals};
 use crate::load::observer::Observer;
@@ -186,16 +186,7 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
     {
         anyhow::bail!("the observer never saw some dead clients join {room} within {JOIN_GRACE:?}");
     }
-    let mut dead_at = Vec::with_capacity(ghosts.len());
-    for ghost in &mut ghosts {
-        dead_at.push(ghost.dead_at().await);
-    }
-    let last_death = dead_at
-        .iter()
-        .flatten()
-        .max()
-        .copied()
-        .unwrap_or_else(Instant::now);
+    let (dead_at, last_death) = ghost::deaths(&mut ghosts).await;
     let give_up = last_death + beat.give_up_after();
     let settled = || {
         ghosts

@@ -295,3 +295,20 @@ async fn sleep_until_some(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+/// When each ghost went dead (in order; `None` for one that ended first), and the latest of
+/// those moments (now when none died): evictions are awaited from there.
+pub async fn deaths<'a>(
+    ghosts: impl IntoIterator<Item = &'a mut Ghost>,
+) -> (Vec<Option<Instant>>, Instant) {
+    let mut dead_at = Vec::new();
+    for ghost in ghosts {
+        dead_at.push(ghost.dead_at().await);
+    }
+    let last = dead_at
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .unwrap_or_else(Instant::now);
+    (dead_at, last)
+}

@@ -22,6 +22,9 @@ use roomcast_protocol::raw::{FrameReader, RawSocket};
 /// How often a publisher looks at its members' counters: tokio's timer resolution.
 const PUBLISH_TICK: Duration = Duration::from_millis(1);
 
+/// How long a stopping publisher waits for the server to answer its close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Pings waiting for their pong; the server sends one per interval, so a few is plenty (a
 /// full queue drops the extra ping, and the next one is answered).
 const PENDING_PINGS: usize = 4;
@@ -59,7 +62,7 @@ impl Publisher {
         let RawSocket { stream, reader } = self.socket;
         let (read_half, mut write_half) = stream.into_split();
         let (pings, mut pending) = mpsc::channel(PENDING_PINGS);
-        let echo = tokio::spawn(read_echo(read_half, reader, pings));
+        let mut echo = tokio::spawn(read_echo(read_half, reader, pings));
         let started = Instant::now();
         let mut ticks = tokio::time::interval(PUBLISH_TICK);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -110,15 +113,20 @@ impl Publisher {
             published += allowed;
             batch.clear();
         }
-        let mut close = 1000u16.to_be_bytes().to_vec();
-        close.extend_from_slice(b"done");
-        let _closing = write_half
-            .write_all(&client_frame(opcode::CLOSE, &close))
-            .await;
         let closed_with = if echo.is_finished() {
             echo.await.ok().flatten()
         } else {
-            echo.abort();
+            let mut close = 1000u16.to_be_bytes().to_vec();
+            close.extend_from_slice(b"done");
+            let _closing = write_half
+                .write_all(&client_frame(opcode::CLOSE, &close))
+                .await;
+            // Keep reading until the server answers the close: a socket dropped with echo bytes
+            // unread is reset, and a reset makes the server discard the last batch it had not
+            // read yet, which the run would then count as lost.
+            if tokio::time::timeout(CLOSE_WITHIN, &mut echo).await.is_err() {
+                echo.abort();
+            }
             None
         };
         Published {

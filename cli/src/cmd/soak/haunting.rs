@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::load::eviction::{Expect, Heartbeat, Observed, Verdict, judge};
-use crate::load::ghost::{Ghost, GhostPlan, Mode};
+use crate::load::ghost::{self, Ghost, GhostPlan, Mode};
 use crate::load::latency::{LatencySummary, histogram};
 use crate::load::observer::Observer;
 use crate::load::wire::{self, room_socket_as};
@@ -134,18 +134,9 @@ impl Haunting {
     /// Waits for every due eviction (bounded by the heartbeat's window), stops the dead
     /// clients, and judges each.
     pub async fn finish(self, observers: &[Observer]) -> GhostTally {
-        let mut dead_at = Vec::with_capacity(self.ghosts.len());
         let mut ghosts = self.ghosts;
-        for (ghost, _) in &mut ghosts {
-            dead_at.push(ghost.dead_at().await);
-        }
+        let (dead_at, last_death) = ghost::deaths(ghosts.iter_mut().map(|(ghost, _)| ghost)).await;
         let beat = self.beat;
-        let last_death = dead_at
-            .iter()
-            .flatten()
-            .max()
-            .copied()
-            .unwrap_or_else(Instant::now);
         // A client that must survive is only proven to at the end of its window.
         let survivors = ghosts
             .iter()
