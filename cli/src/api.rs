@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use roomcast_protocol::{
-    ErrorCode, ErrorEnvelope, Published, RoomList, RoomName, RoomSummary, ServerInfo, ServerUrl,
+    ErrorCode, ErrorEnvelope, PublishReceipt, RoomList, RoomName, RoomSummary, ServerInfo,
+    ServerUrl,
 };
 use serde::de::DeserializeOwned;
 
@@ -90,7 +91,7 @@ impl Api {
     }
 
     /// `GET /chat/{room}/send-test/?message=...`: the POC's publish route.
-    pub async fn send_test(&self, room: &RoomName, message: &str) -> Result<Published> {
+    pub async fn send_test(&self, room: &RoomName, message: &str) -> Result<PublishReceipt> {
         let path = format!("chat/{}/send-test/", room.path_segment());
         let mut request = self
             .client

@@ -10,7 +10,7 @@ use crate::v1::RoomMessage;
 /// The answer to a publish (`send-test`, `POST /api/rooms/{room}/messages`): where the message
 /// landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Published {
+pub struct PublishReceipt {
     /// The room published to.
     pub room: RoomName,
     /// The message's number in the room.
@@ -25,7 +25,7 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broadcast {
     /// What each room's publish did.
-    pub results: Vec<Published>,
+    pub results: Vec<PublishReceipt>,
 }
 
 /// One room, as `GET /api/rooms` and `GET /api/rooms/{room}` describe it.

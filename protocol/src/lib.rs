@@ -45,7 +45,7 @@ pub use client::{
 };
 pub use close::{CloseCode, ReconnectAdvice};
 pub use error_code::{ErrorBody, ErrorCode, ErrorEnvelope};
-pub use http_api::{Broadcast, HistoryPage, Published, RoomList, RoomSummary};
+pub use http_api::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
 pub use room::{RoomName, RoomNameError};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub use tutorial::{TutorialFrame, TutorialSend};

@@ -8,7 +8,7 @@ use roomcast_protocol::{
 };
 use serde::Serialize;
 
-use crate::history::Published;
+use crate::history::Publication;
 
 /// Which protocol a session speaks, chosen at the upgrade by the `roomcast.v1` subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ struct MessageOut<'a> {
 }
 
 /// A chat message as `protocol` members receive it.
-pub(crate) fn message(published: &Published, protocol: Protocol) -> Utf8Bytes {
+pub(crate) fn message(published: &Publication, protocol: Protocol) -> Utf8Bytes {
     encode(&MessageOut {
         kind: match protocol {
             Protocol::Typed => Some("message"),
@@ -100,10 +100,10 @@ mod tests {
 
     use super::*;
 
-    fn sample() -> Published {
+    fn sample() -> Publication {
         let room = RoomName::new("lobby").expect("valid room");
         let user = UserName::new("ana").expect("valid user");
-        Published::new(room, user, 7, 1_700_000_000_000, "hi \"there\"")
+        Publication::new(room, user, 7, 1_700_000_000_000, "hi \"there\"")
     }
 
     fn expected() -> RoomMessage {

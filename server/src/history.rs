@@ -16,7 +16,7 @@ const ENTRY_OVERHEAD_BYTES: usize = 256;
 /// One published message. It is encoded at most once per protocol, however many members and
 /// replays deliver it; every delivery shares those bytes.
 #[derive(Debug)]
-pub(crate) struct Published {
+pub(crate) struct Publication {
     pub(crate) room: RoomName,
     pub(crate) user: UserName,
     pub(crate) seq: u64,
@@ -26,7 +26,7 @@ pub(crate) struct Published {
     tutorial: OnceLock<Utf8Bytes>,
 }
 
-impl Published {
+impl Publication {
     pub(crate) fn new(room: RoomName, user: UserName, seq: u64, ts: u64, text: &str) -> Self {
         Self {
             room,
@@ -58,7 +58,7 @@ impl Published {
 /// first. Sequence numbers in it are consecutive.
 #[derive(Debug)]
 pub(crate) struct History {
-    entries: VecDeque<Arc<Published>>,
+    entries: VecDeque<Arc<Publication>>,
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
@@ -68,9 +68,9 @@ pub(crate) struct History {
 #[derive(Debug)]
 enum Since<'a> {
     /// Every message after the position is still held (possibly none).
-    Complete(Vec<&'a Arc<Published>>),
+    Complete(Vec<&'a Arc<Publication>>),
     /// Some are gone; these are the ones still held after the position.
-    Partial(Vec<&'a Arc<Published>>),
+    Partial(Vec<&'a Arc<Publication>>),
 }
 
 impl History {
@@ -88,7 +88,7 @@ impl History {
     }
 
     /// Keeps `message` (unless history is disabled), dropping the oldest past either bound.
-    pub(crate) fn push(&mut self, message: Arc<Published>) {
+    pub(crate) fn push(&mut self, message: Arc<Publication>) {
         if self.max_entries == 0 {
             return;
         }
@@ -104,7 +104,7 @@ impl History {
     }
 
     /// The newest message, for latest-state rooms.
-    fn latest(&self) -> Option<&Arc<Published>> {
+    fn latest(&self) -> Option<&Arc<Publication>> {
         self.entries.back()
     }
 
@@ -131,7 +131,7 @@ impl History {
         epoch: &str,
         last_seq: u64,
         latest_on_join: bool,
-    ) -> (Vec<Arc<Published>>, Option<bool>) {
+    ) -> (Vec<Arc<Publication>>, Option<bool>) {
         match since {
             Some(position) if position.epoch == epoch => match self.after(position.seq, last_seq) {
                 Since::Complete(list) => (list.into_iter().cloned().collect(), Some(true)),
@@ -145,7 +145,7 @@ impl History {
     }
 
     /// Messages with seq greater than `since`, oldest first, at most `limit` (HTTP history).
-    pub(crate) fn page(&self, since: u64, limit: usize) -> Vec<Arc<Published>> {
+    pub(crate) fn page(&self, since: u64, limit: usize) -> Vec<Arc<Publication>> {
         self.entries
             .iter()
             .filter(|m| m.seq > since)
@@ -159,10 +159,10 @@ impl History {
 mod tests {
     use super::*;
 
-    fn message(seq: u64) -> Arc<Published> {
+    fn message(seq: u64) -> Arc<Publication> {
         let room = RoomName::new("r").expect("valid room");
         let user = UserName::new("u").expect("valid user");
-        Arc::new(Published::new(room, user, seq, 0, "hello"))
+        Arc::new(Publication::new(room, user, seq, 0, "hello"))
     }
 
     fn filled(max_entries: usize, last: u64) -> History {
@@ -171,7 +171,7 @@ mod tests {
         history
     }
 
-    fn seqs(list: &[&Arc<Published>]) -> Vec<u64> {
+    fn seqs(list: &[&Arc<Publication>]) -> Vec<u64> {
         list.iter().map(|m| m.seq).collect()
     }
 

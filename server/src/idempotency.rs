@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use roomcast_protocol::{Published, RoomName};
+use roomcast_protocol::{PublishReceipt, RoomName};
 
 /// How long a key is remembered (what Centrifugo does too: long enough to cover a client's
 /// retries, short enough to stay small).
@@ -27,7 +27,7 @@ pub(crate) struct IdempotencyCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    results: HashMap<Key, Published>,
+    results: HashMap<Key, PublishReceipt>,
     /// Keys in insertion order, for expiry and for the size bound.
     order: VecDeque<(Instant, Key)>,
 }
@@ -41,8 +41,8 @@ impl IdempotencyCache {
         room: &RoomName,
         key: &str,
         now: Instant,
-        publish: impl FnOnce() -> Result<Published, E>,
-    ) -> Result<Published, E> {
+        publish: impl FnOnce() -> Result<PublishReceipt, E>,
+    ) -> Result<PublishReceipt, E> {
         let mut inner = self
             .inner
             .lock()
@@ -91,9 +91,9 @@ mod tests {
 
     use super::*;
 
-    fn result(seq: u64) -> Published {
+    fn result(seq: u64) -> PublishReceipt {
         let room = RoomName::new("r").expect("valid room");
-        Published {
+        PublishReceipt {
             room,
             seq,
             epoch: "e".into(),
@@ -123,7 +123,7 @@ mod tests {
             RoomName::new("b").expect("room"),
         );
         let now = Instant::now();
-        let failed = cache.get_or_publish(&a, "k", now, || Err::<Published, _>("nope"));
+        let failed = cache.get_or_publish(&a, "k", now, || Err::<PublishReceipt, _>("nope"));
         assert!(failed.is_err());
         assert_eq!(
             cache

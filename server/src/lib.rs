@@ -13,7 +13,7 @@
 //! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
 //!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
-//! - `rooms` (registry, membership guard) and `room` (members, presence, seq, fan-out),
+//! - `registry` (every room by name, membership guard) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `api_error` (the one shape of HTTP errors).
@@ -32,8 +32,8 @@ mod history;
 mod idempotency;
 mod outbox;
 mod publish;
+mod registry;
 mod room;
-mod rooms;
 mod routes;
 mod serve;
 mod session;
@@ -49,9 +49,9 @@ use tracing::{info, warn};
 
 pub use auth::PeerAddr;
 pub use config::Config;
+pub use registry::Registry;
 /// The HTTP API's bodies, defined once in the protocol crate.
-pub use roomcast_protocol::{Broadcast, HistoryPage, Published, RoomList, RoomSummary};
-pub use rooms::Rooms;
+pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
 pub use routes::router;
 pub use state::AppState;
 

@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roomcast_protocol::{Broadcast, ErrorCode, Published, RoomName, UserName};
+use roomcast_protocol::{Broadcast, ErrorCode, PublishReceipt, RoomName, UserName};
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
@@ -171,7 +171,7 @@ pub(crate) fn publish(
     state: &AppState,
     room: &str,
     request: PublishRequest,
-) -> Result<Published, ApiError> {
+) -> Result<PublishReceipt, ApiError> {
     let room = RoomName::new(room)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
     let Some(message) = request.message else {
@@ -202,7 +202,7 @@ pub(crate) fn publish(
             .publish(&room, &user, &message)
             .map_err(|full| ApiError::unavailable(full.to_string()))?;
         state.metrics.record_http_publish_accepted();
-        Ok(Published {
+        Ok(PublishReceipt {
             room: room.clone(),
             seq: delivery.seq,
             epoch: delivery.epoch.to_string(),

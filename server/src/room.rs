@@ -13,7 +13,7 @@ use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserN
 use slab::Slab;
 
 use crate::frames::{self, Protocol};
-use crate::history::{History, Published};
+use crate::history::{History, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 
@@ -180,7 +180,7 @@ impl Room {
             return Err(Retired);
         }
         state.seq += 1;
-        let published = Arc::new(Published::new(
+        let published = Arc::new(Publication::new(
             self.name.clone(),
             user.clone(),
             state.seq,
@@ -270,7 +270,7 @@ impl Room {
         &self,
         since: u64,
         limit: usize,
-    ) -> (Arc<str>, u64, Vec<Arc<Published>>) {
+    ) -> (Arc<str>, u64, Vec<Arc<Publication>>) {
         let state = self.state();
         (
             state.epoch.clone(),

@@ -27,7 +27,7 @@ use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
 use crate::frames::{self, Protocol};
 use crate::outbox::{Outbox, Ready};
-use crate::rooms::Membership;
+use crate::registry::Membership;
 use crate::state::AppState;
 
 /// How long the final close frame may take to write before the socket is just dropped.

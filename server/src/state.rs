@@ -11,8 +11,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
+use crate::registry::{Registry, RoomSettings};
 use crate::room::HistoryLimits;
-use crate::rooms::{RoomSettings, Rooms};
 use crate::session::SessionId;
 
 /// One server's rooms, metrics, limits and shutdown signals. Built once by [`crate::run`] (or
@@ -20,7 +20,7 @@ use crate::session::SessionId;
 #[derive(Debug)]
 pub struct AppState {
     pub(crate) config: Config,
-    pub(crate) rooms: Rooms,
+    pub(crate) rooms: Registry,
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled when shutdown starts: the accept loop stops and sessions close with 1001.
     pub(crate) shutdown: CancellationToken,
@@ -37,7 +37,7 @@ impl AppState {
     /// State for a server running with `config`.
     pub fn new(config: Config) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let rooms = Rooms::new(
+        let rooms = Registry::new(
             RoomSettings {
                 history: HistoryLimits {
                     entries: config.history_size,
@@ -64,7 +64,7 @@ impl AppState {
     }
 
     /// The room registry.
-    pub fn rooms(&self) -> &Rooms {
+    pub fn rooms(&self) -> &Registry {
         &self.rooms
     }
 

@@ -12,7 +12,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::{Ctx, json_line};
 use crate::exit::{Code, Usage};
 use crate::units;
-use roomcast_protocol::Published;
+use roomcast_protocol::PublishReceipt;
 
 /// Flags of `send-test`.
 #[derive(Debug, Args)]
@@ -82,7 +82,7 @@ pub async fn run(ctx: &Ctx, config: SendTestConfig) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-fn print_published<W: Write>(out: &mut W, published: &Published, json: bool) -> Result<()> {
+fn print_published<W: Write>(out: &mut W, published: &PublishReceipt, json: bool) -> Result<()> {
     if json {
         json_line(out, published)?;
     } else {
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_publish_prints_as_a_sentence_or_as_json() {
-        let published = Published {
+        let published = PublishReceipt {
             room: RoomName::new("lobby").expect("valid room"),
             seq: 7,
             epoch: "e1".into(),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use roomcast_server::{Broadcast, Config, HistoryPage, Published, RoomSummary};
+use roomcast_server::{Broadcast, Config, HistoryPage, PublishReceipt, RoomSummary};
 use serde_json::json;
 
 use crate::support::{TestServer, raw_close, within};
@@ -22,7 +22,7 @@ async fn publish_answers_its_place_and_a_repeated_idempotency_key_publishes_once
     let server = TestServer::start(Config::default()).await;
     let mut member = server.member("orders").await;
     let body = json!({"message": "order 7 paid", "user": "billing", "idempotency_key": "pay-7"});
-    let first: Published = post(&server, "api/rooms/orders/messages", body.clone())
+    let first: PublishReceipt = post(&server, "api/rooms/orders/messages", body.clone())
         .await
         .json()
         .await
@@ -31,7 +31,7 @@ async fn publish_answers_its_place_and_a_repeated_idempotency_key_publishes_once
         (first.room.as_str(), first.seq, first.delivered),
         ("orders", 1, 1)
     );
-    let retry: Published = post(&server, "api/rooms/orders/messages", body)
+    let retry: PublishReceipt = post(&server, "api/rooms/orders/messages", body)
         .await
         .json()
         .await
@@ -39,7 +39,7 @@ async fn publish_answers_its_place_and_a_repeated_idempotency_key_publishes_once
     assert_eq!(retry, first, "the retry answers the first result");
 
     let other = json!({"message": "order 8 paid", "idempotency_key": "pay-8"});
-    let second: Published = post(&server, "api/rooms/orders/messages", other)
+    let second: PublishReceipt = post(&server, "api/rooms/orders/messages", other)
         .await
         .json()
         .await

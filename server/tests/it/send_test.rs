@@ -1,6 +1,6 @@
 //! The POC's send-test route: a message into a room from outside any socket.
 
-use roomcast_server::{Config, Published};
+use roomcast_server::{Config, PublishReceipt};
 use serde_json::json;
 
 use crate::support::{TestServer, next_text, within};
@@ -35,7 +35,7 @@ async fn send_test_by_get_post_json_and_form_reaches_every_member() {
     ] {
         let response = within("send-test", request).await.expect("request");
         assert_eq!(response.status(), 200);
-        let published: Published = response.json().await.expect("publish result");
+        let published: PublishReceipt = response.json().await.expect("publish result");
         assert_eq!((published.room.as_str(), published.delivered), ("lobby", 2));
         seqs.push(published.seq);
         assert_eq!(next_text(&mut alice).await, text);

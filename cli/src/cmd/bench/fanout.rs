@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::publisher::{Published, Publisher};
+use super::publisher::{PublishReceipt, Publisher};
 use super::receiver::{BenchShared, receive};
 use super::{CONNECT_TIMEOUT, MAX_CONNECTIONS, connect_all, cores, cpu_time};
 use crate::cmd::{Ctx, json_line};
@@ -226,8 +226,8 @@ pub async fn run(ctx: &Ctx, FanoutConfig(args): FanoutConfig) -> Result<Code> {
 
 async fn stop_publishers(
     stop: &watch::Sender<bool>,
-    publishers: Vec<JoinHandle<Published>>,
-) -> Vec<Published> {
+    publishers: Vec<JoinHandle<PublishReceipt>>,
+) -> Vec<PublishReceipt> {
     let _stopped = stop.send(true);
     let mut published = Vec::with_capacity(publishers.len());
     for publisher in publishers {

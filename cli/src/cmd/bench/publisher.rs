@@ -49,7 +49,7 @@ pub struct Publisher {
 
 /// What a publisher did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Published {
+pub struct PublishReceipt {
     /// Messages written to its socket.
     pub messages: u64,
     /// The close code, when the server ended its session (it should not).
@@ -58,7 +58,7 @@ pub struct Published {
 
 impl Publisher {
     /// Publishes until stopped or closed.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Published {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> PublishReceipt {
         let RawSocket { stream, reader } = self.socket;
         let (read_half, mut write_half) = stream.into_split();
         let (pings, mut pending) = mpsc::channel(PENDING_PINGS);
@@ -129,7 +129,7 @@ impl Publisher {
             }
             None
         };
-        Published {
+        PublishReceipt {
             messages: published,
             closed_with,
         }

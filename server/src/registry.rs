@@ -14,7 +14,7 @@ use crate::room::{Delivery, HistoryLimits, Member, Room, RoomStats};
 
 /// A cheap, cloneable handle to the registry.
 #[derive(Debug, Clone)]
-pub struct Rooms {
+pub struct Registry {
     shared: Arc<Shared>,
 }
 
@@ -45,7 +45,7 @@ impl std::fmt::Display for RoomsFull {
     }
 }
 
-/// What [`Rooms::new`] needs to know.
+/// What [`Registry::new`] needs to know.
 #[derive(Debug, Clone)]
 pub(crate) struct RoomSettings {
     pub(crate) history: HistoryLimits,
@@ -54,7 +54,7 @@ pub(crate) struct RoomSettings {
     pub(crate) latest_on_join: Vec<String>,
 }
 
-impl Rooms {
+impl Registry {
     pub(crate) fn new(settings: RoomSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -68,7 +68,7 @@ impl Rooms {
         }
     }
 
-    fn registry(&self) -> MutexGuard<'_, HashMap<RoomName, Arc<Room>>> {
+    fn by_name(&self) -> MutexGuard<'_, HashMap<RoomName, Arc<Room>>> {
         self.shared
             .rooms
             .lock()
@@ -76,7 +76,7 @@ impl Rooms {
     }
 
     fn get_or_create(&self, name: &RoomName) -> Result<Arc<Room>, RoomsFull> {
-        let mut rooms = self.registry();
+        let mut rooms = self.by_name();
         if let Some(room) = rooms.get(name) {
             return Ok(room.clone());
         }
@@ -100,7 +100,7 @@ impl Rooms {
 
     /// The room named `name`, if it exists.
     pub(crate) fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
-        self.registry().get(name).cloned()
+        self.by_name().get(name).cloned()
     }
 
     /// Joins `member` to `name` (creating the room if needed); see [`Room::join`].
@@ -151,7 +151,7 @@ impl Rooms {
     /// Removes `room` if it is empty and has nothing worth keeping for `--room-ttl`.
     fn release_if_empty(&self, room: &Arc<Room>) {
         let ttl = self.shared.room_ttl;
-        let mut rooms = self.registry();
+        let mut rooms = self.by_name();
         let retired = room.retire_if_empty(|history_empty, _| !history_empty && !ttl.is_zero());
         if retired && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
@@ -162,7 +162,7 @@ impl Rooms {
     /// Removes empty rooms whose history outlived `--room-ttl`. Run by the janitor task.
     pub(crate) fn sweep(&self, now: Instant) {
         let ttl = self.shared.room_ttl;
-        let mut rooms = self.registry();
+        let mut rooms = self.by_name();
         rooms.retain(|_, room| {
             !room.retire_if_empty(|history_empty, since| {
                 !history_empty && now.saturating_duration_since(since) < ttl
@@ -173,7 +173,7 @@ impl Rooms {
 
     /// Every room's numbers, sorted by name.
     pub(crate) fn snapshot(&self) -> Vec<RoomStats> {
-        let rooms: Vec<Arc<Room>> = self.registry().values().cloned().collect();
+        let rooms: Vec<Arc<Room>> = self.by_name().values().cloned().collect();
         let mut stats: Vec<RoomStats> = rooms.iter().map(|room| room.stats()).collect();
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         stats
@@ -181,12 +181,12 @@ impl Rooms {
 
     /// How many rooms exist (with members, or keeping history for `--room-ttl`).
     pub fn len(&self) -> usize {
-        self.registry().len()
+        self.by_name().len()
     }
 
     /// True when no room exists.
     pub fn is_empty(&self) -> bool {
-        self.registry().is_empty()
+        self.by_name().is_empty()
     }
 }
 
@@ -194,7 +194,7 @@ impl Rooms {
 /// set by [`Membership::set_reason`], `closed` by default) and removes the room if it emptied.
 #[derive(Debug)]
 pub(crate) struct Membership {
-    rooms: Rooms,
+    rooms: Registry,
     room: Arc<Room>,
     key: usize,
     reason: LeaveReason,
