@@ -23,6 +23,7 @@
 //! - [`units`]: sizes as people write them (`64KiB`), for every tool's flags.
 //! - [`connection`]: one session, generic over its frames, splittable into halves.
 //! - [`client`]: [`Client`] (typed) and [`TutorialClient`] built on it.
+//! - [`terminal_text`]: the rule that keeps a peer's text from driving a terminal.
 //! - [`raw`]: a hand-made upgrade for clients that must misbehave (never pong, never read).
 
 pub mod client;
@@ -34,6 +35,7 @@ mod name;
 pub mod raw;
 pub mod room;
 pub mod server_url;
+pub mod terminal_text;
 pub mod tutorial;
 pub mod units;
 pub mod user;

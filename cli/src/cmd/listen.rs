@@ -2,12 +2,13 @@
 //! arrive, until `--count` messages, `--timeout`, or the server ends the session.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use clap::builder::FalseyValueParser;
+use clap::{Args, ValueEnum};
+use roomcast_protocol::terminal_text::sanitize;
 use roomcast_protocol::{
     Client, ConnectOptions, Incoming, Position, RoomMessage, RoomName, ServerFrame, UserName,
 };
@@ -38,6 +39,33 @@ pub struct ListenArgs {
     /// Also print join and leave events (with the leave reason).
     #[arg(long, env = "ROOMCAST_LISTEN_PRESENCE", value_parser = FalseyValueParser::new(), default_value_t = false)]
     pub presence: bool,
+    /// When to neutralise control characters in message text (escape sequences a peer sent
+    /// could otherwise rewrite your terminal): `auto` when stdout is a terminal. `--json` is
+    /// always escaped.
+    #[arg(long, env = "ROOMCAST_LISTEN_SANITIZE", value_enum, default_value_t = Sanitize::Auto)]
+    pub sanitize: Sanitize,
+}
+
+/// When `listen` neutralises control characters in the text it prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Sanitize {
+    /// When stdout is a terminal (a pipe gets the text as sent).
+    Auto,
+    /// Always, also into pipes and files.
+    Always,
+    /// Never: peers' escape sequences reach the terminal.
+    Never,
+}
+
+impl Sanitize {
+    /// Whether text is neutralised when stdout is (or is not) a terminal.
+    fn applies(self, stdout_is_terminal: bool) -> bool {
+        match self {
+            Sanitize::Auto => stdout_is_terminal,
+            Sanitize::Always => true,
+            Sanitize::Never => false,
+        }
+    }
 }
 
 /// `listen`, validated.
@@ -49,6 +77,8 @@ pub struct ListenConfig {
     timeout: Option<Duration>,
     since: Option<u64>,
     presence: bool,
+    /// Neutralise control characters in printed text (resolved from `--sanitize`).
+    sanitize: bool,
 }
 
 impl TryFrom<ListenArgs> for ListenConfig {
@@ -71,6 +101,7 @@ impl TryFrom<ListenArgs> for ListenConfig {
             timeout: args.timeout,
             since: args.since,
             presence: args.presence,
+            sanitize: args.sanitize.applies(std::io::stdout().is_terminal()),
         })
     }
 }
@@ -139,7 +170,7 @@ pub async fn run(ctx: &Ctx, config: ListenConfig) -> Result<Code> {
             }
             Incoming::Frame(ServerFrame::Message(message)) => {
                 received += 1;
-                print_message(&mut stdout, &message, ctx.json)
+                print_message(&mut stdout, &message, ctx.json, config.sanitize)
             }
             Incoming::Frame(frame @ (ServerFrame::Join { .. } | ServerFrame::Leave { .. }))
                 if config.presence =>
@@ -175,21 +206,31 @@ async fn position(ctx: &Ctx, room: &RoomName, seq: u64) -> Result<Option<Positio
     }))
 }
 
-fn print_message<W: Write>(out: &mut W, message: &RoomMessage, json: bool) -> std::io::Result<()> {
+/// One message: the typed frame as JSON (escaped by JSON itself), or a line for people, its
+/// text neutralised when `sanitize` (room and user names cannot hold control characters).
+fn print_message<W: Write>(
+    out: &mut W,
+    message: &RoomMessage,
+    json: bool,
+    sanitize_text: bool,
+) -> std::io::Result<()> {
     if json {
-        json_line(out, &ServerFrame::Message(message.clone()))
-    } else {
-        writeln!(
-            out,
-            "{} {} #{} {}: {}",
-            clock(message.ts),
-            message.room,
-            message.seq,
-            message.user,
-            message.message
-        )?;
-        out.flush()
+        return json_line(out, &ServerFrame::Message(message.clone()));
     }
+    let text = if sanitize_text {
+        std::borrow::Cow::Owned(sanitize(&message.message))
+    } else {
+        std::borrow::Cow::Borrowed(message.message.as_str())
+    };
+    writeln!(
+        out,
+        "{} {} #{} {}: {text}",
+        clock(message.ts),
+        message.room,
+        message.seq,
+        message.user,
+    )?;
+    out.flush()
 }
 
 fn print_presence<W: Write>(out: &mut W, frame: &ServerFrame, json: bool) -> std::io::Result<()> {
@@ -241,16 +282,24 @@ mod tests {
     #[test]
     fn messages_print_as_a_line_or_as_the_typed_frame() {
         let mut human = Vec::new();
-        print_message(&mut human, &message(), false).expect("write");
+        print_message(&mut human, &message(), false, true).expect("write");
         assert_eq!(
             String::from_utf8_lossy(&human),
             "22:13:20 lobby #3 ana: hi\n"
         );
         let mut json = Vec::new();
-        print_message(&mut json, &message(), true).expect("write");
+        print_message(&mut json, &message(), true, true).expect("write");
         let value: serde_json::Value = serde_json::from_slice(&json).expect("one JSON object");
         assert_eq!(value["type"], "message");
         assert_eq!(value["seq"], 3);
+    }
+
+    #[test]
+    fn sanitizing_applies_on_a_terminal_unless_told_otherwise() {
+        assert!(Sanitize::Auto.applies(true));
+        assert!(!Sanitize::Auto.applies(false));
+        assert!(Sanitize::Always.applies(false));
+        assert!(!Sanitize::Never.applies(true));
     }
 
     #[test]

@@ -287,3 +287,20 @@ fn nicks_are_coloured_by_name_and_join_lines_dimmed() {
     let (x, y) = find(buf, "ana: nice work");
     assert_eq!(buf[(x, y)].fg, Color::Yellow, "a mention stands out");
 }
+
+#[test]
+fn escape_sequences_in_a_peers_message_never_reach_the_screen() {
+    let mut app = chatting(&["lobby"], (80, 24));
+    app.update(message(
+        "lobby",
+        "bob",
+        1,
+        "hi\u{1b}[2J\u{1b}]52;c;cHduZWQ=\u{7}\u{202E}there",
+    ));
+    let shown = screen(&app);
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202E}'),
+        "{shown}"
+    );
+    assert!(shown.contains("hi\u{FFFD}[2J\u{FFFD}]52;c;cHduZWQ=\u{FFFD}\u{FFFD}there"));
+}
