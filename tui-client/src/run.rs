@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
+use jiff::tz::TimeZone;
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self as term, EventStream, KeyEventKind, MouseEventKind};
 use tokio::signal::unix::{SignalKind, signal};
@@ -29,7 +30,7 @@ const QUIT_WAIT: Duration = Duration::from_secs(2);
 const WHEEL_ROWS: i16 = 3;
 
 /// Runs the chat until the user quits.
-pub async fn run(args: Args, utc_offset_secs: i32) -> anyhow::Result<()> {
+pub async fn run(args: Args, time_zone: TimeZone) -> anyhow::Result<()> {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, mut net_events) = mpsc::channel(EVENT_QUEUE);
     let config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
@@ -40,7 +41,7 @@ pub async fn run(args: Args, utc_offset_secs: i32) -> anyhow::Result<()> {
     let size = terminal.size().context("reading the terminal size")?;
     let settings = Settings {
         server_label: args.url.authority(),
-        utc_offset_secs,
+        time_zone,
         hide_presence: args.hide_joins,
         show_members: !args.no_members,
     };

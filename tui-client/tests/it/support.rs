@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roomcast_chat::app::{App, Settings};
 use roomcast_chat::backoff::Backoff;
@@ -37,7 +38,7 @@ impl Chat {
         let task = tokio::spawn(net::run(config, command_rx, event_tx));
         let settings = Settings {
             server_label: url.authority(),
-            utc_offset_secs: 0,
+            time_zone: TimeZone::UTC,
             hide_presence: false,
             show_members: true,
         };
