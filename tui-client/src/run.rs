@@ -33,7 +33,8 @@ const WHEEL_ROWS: i16 = 3;
 pub async fn run(args: Args, time_zone: TimeZone) -> anyhow::Result<()> {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, mut net_events) = mpsc::channel(EVENT_QUEUE);
-    let config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
+    let mut config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
+    config.server_timeout = args.server_timeout;
     let network = tokio::spawn(net::run(config, command_rx, event_tx));
 
     let (guard, mut terminal) =
