@@ -6,7 +6,8 @@
 //! `--shutdown-grace`.
 //!
 //! # Layout
-//! - [`config`]: every flag and its `ROOMCAST_*` twin.
+//! - [`config`]: every flag and its `ROOMCAST_*` twin; `config/validate` refuses values that
+//!   cannot work, once, at start ([`ValidConfig`]).
 //! - `serve`: the accept loop (header deadline, peer address, graceful stop).
 //! - `routes`: the route table; `connect` (upgrades), `publish` (send-test, publish API),
 //!   `api` (info, rooms), `health` (probes, metrics).
@@ -48,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use auth::PeerAddr;
-pub use config::Config;
+pub use config::{Config, InvalidSetting, ValidConfig};
 pub use registry::Registry;
 /// The HTTP API's bodies, defined once in the protocol crate.
 pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
@@ -59,7 +60,14 @@ pub use state::AppState;
 /// new sessions are refused (503), every session is closed with 1001, and `run` returns once
 /// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
 /// being served while draining, so probes and publishers get clear answers.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+///
+/// Takes a [`ValidConfig`] (from [`Config::validate`]), so it cannot start with a value that
+/// cannot work.
+pub async fn run(
+    listener: TcpListener,
+    config: ValidConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = AppState::new(config);
     let stop_serving = CancellationToken::new();
     let serving = tokio::spawn(serve::serve(

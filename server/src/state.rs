@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, ValidConfig};
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RoomSettings};
@@ -35,7 +35,8 @@ pub struct AppState {
 
 impl AppState {
     /// State for a server running with `config`.
-    pub fn new(config: Config) -> Arc<Self> {
+    pub fn new(config: ValidConfig) -> Arc<Self> {
+        let config = config.into_inner();
         let metrics = Arc::new(Metrics::new());
         let rooms = Registry::new(
             RoomSettings {

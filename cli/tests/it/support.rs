@@ -44,6 +44,7 @@ impl TestServer {
             .expect("bind a free port");
         let addr = listener.local_addr().expect("listener address");
         let (stop, stopped) = oneshot::channel::<()>();
+        let config = config.validate().expect("test configs are valid");
         let task = tokio::spawn(run(listener, config, async move {
             let _stopped = stopped.await;
         }));

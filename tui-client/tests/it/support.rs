@@ -70,6 +70,7 @@ impl TestServer {
             ..Config::default()
         };
         let (stop, stopped) = oneshot::channel::<()>();
+        let config = config.validate().expect("test configs are valid");
         let task = tokio::spawn(run(listener, config, async move {
             let _sender_dropped_means_stop = stopped.await;
         }));
