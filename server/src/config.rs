@@ -90,8 +90,10 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_HISTORY_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub history_bytes: usize,
 
-    /// How long an empty room keeps its history, so a member who was alone can reconnect and
-    /// recover. 0 removes a room as soon as its last member leaves.
+    /// How long a room with no members stays after its last activity (created, last member
+    /// left, or published to), whoever created it, so a member who was alone can reconnect and
+    /// recover and a message posted before anyone joined is kept for them. 0 removes a room as
+    /// soon as it has no members.
     #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "2m", value_parser = parse_duration)]
     pub room_ttl: Duration,
 

@@ -5,8 +5,10 @@ mod support;
 
 mod api;
 mod binary;
+mod broadcast;
 mod config;
 mod heartbeat;
+mod lifecycle;
 mod limits;
 mod presence;
 mod recovery;
