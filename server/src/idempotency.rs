@@ -53,6 +53,7 @@ impl Receipts for Broadcast {
 #[derive(Debug)]
 pub(crate) struct IdempotencyCache<K, V> {
     inner: Mutex<Inner<K, V>>,
+    max_receipts: usize,
 }
 
 #[derive(Debug)]
@@ -117,11 +118,21 @@ impl<K: Eq + Hash + Clone, V: Receipts> Default for IdempotencyCache<K, V> {
                 receipts: 0,
                 next_claim: 0,
             }),
+            max_receipts: MAX_REMEMBERED_RECEIPTS,
         }
     }
 }
 
 impl<K: Eq + Hash + Clone, V: Receipts> IdempotencyCache<K, V> {
+    /// A cache that remembers at most `max_receipts` (tests use a small one).
+    #[cfg(test)]
+    pub(crate) fn bounded(max_receipts: usize) -> Self {
+        Self {
+            max_receipts,
+            ..Self::default()
+        }
+    }
+
     fn inner(&self) -> MutexGuard<'_, Inner<K, V>> {
         // Every mutation leaves the maps consistent before it can panic; keep serving.
         self.inner
@@ -207,7 +218,7 @@ impl<K: Eq + Hash + Clone, V: Receipts> Claim<'_, K, V> {
             },
         );
         inner.order.push_back((now, self.key.clone()));
-        while inner.receipts > MAX_REMEMBERED_RECEIPTS && inner.forget_oldest() {}
+        while inner.receipts > self.cache.max_receipts && inner.forget_oldest() {}
     }
 }
 

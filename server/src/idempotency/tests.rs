@@ -116,9 +116,9 @@ async fn a_retry_publishes_itself_when_the_publish_in_flight_fails() {
 
 #[test]
 fn the_receipt_bound_forgets_the_oldest_keys_first() {
-    let cache = RoomKeys::default();
+    let cache = RoomKeys::bounded(3);
     let now = Instant::now();
-    for n in 0..=MAX_REMEMBERED_RECEIPTS {
+    for n in 0..=3 {
         let k = key("r", &n.to_string());
         claim(&cache, &k, now).settle(&receipt(n as u64), now);
     }
