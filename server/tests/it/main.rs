@@ -7,6 +7,7 @@ mod api;
 mod binary;
 mod broadcast;
 mod config;
+mod docs;
 mod heartbeat;
 mod lifecycle;
 mod limits;
