@@ -2,12 +2,19 @@
 //!
 //! `Config::default()` equals what the binary runs with when no flag or variable is set (a test
 //! keeps the two in step), so tests build a config in one line and change only what they test.
+//! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
+
+mod validate;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
+
+pub use self::validate::{
+    FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
+};
 
 /// Everything `roomcast-server` can be told. Sizes accept `65536`, `64KiB`, `1MiB`; durations
 /// accept `500ms`, `20s`, `1m`.
@@ -24,26 +31,29 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_PORT")]
     pub port: Option<u16>,
 
-    /// How often an idle session is pinged (WebSocket ping frame).
+    /// How often an idle session is pinged (WebSocket ping frame). Must be more than 0.
     #[arg(long, env = "ROOMCAST_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub ping_interval: Duration,
 
     /// How long after a ping a session may stay silent (no pong, no frame) before it is evicted
-    /// with close code 4000. A dead client is gone between this and ping-interval + this.
+    /// with close code 4000. A dead client is gone between this and ping-interval + this. Must
+    /// be more than 0.
     #[arg(long, env = "ROOMCAST_PING_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub ping_timeout: Duration,
 
     /// Largest backlog queued for one session. A reader that falls this far behind is evicted
-    /// with close code 4001 (slow); the room never waits for it.
+    /// with close code 4001 (slow); the room never waits for it. Must hold one frame carrying
+    /// the largest message: at least --max-message-bytes + 1024.
     #[arg(long, env = "ROOMCAST_MAX_QUEUE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_queue_bytes: usize,
 
-    /// How long one socket write may stall before the session is evicted as slow (4001).
+    /// How long one socket write may stall before the session is evicted as slow (4001). Must
+    /// be more than 0.
     #[arg(long, env = "ROOMCAST_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 
     /// Largest frame a client may send (also the largest HTTP publish body). Larger frames close
-    /// the session with 1009; larger bodies get HTTP 413.
+    /// the session with 1009; larger bodies get HTTP 413. At least 512.
     #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_message_bytes: usize,
 
@@ -61,11 +71,13 @@ pub struct Config {
     pub max_rooms_per_session: usize,
 
     /// Frames per second one session may send, sustained. Faster frames are refused with an
-    /// error frame (rate_limited); a session that keeps flooding is closed with 4002.
+    /// error frame (rate_limited); a session that keeps flooding is closed with 4002. 0 turns
+    /// the limit off.
     #[arg(long, env = "ROOMCAST_RATE_PER_SECOND", default_value_t = DEFAULT_RATE_PER_SECOND)]
     pub rate_per_second: u32,
 
-    /// Frames one session may send in a burst above the sustained rate.
+    /// Frames one session may send in a burst above the sustained rate (at least 1 while a rate
+    /// is set).
     #[arg(long, env = "ROOMCAST_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
     pub rate_burst: u32,
 
@@ -73,12 +85,15 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_HISTORY_SIZE", default_value_t = DEFAULT_HISTORY_SIZE)]
     pub history_size: usize,
 
-    /// Bytes of messages each room keeps at most; the oldest go first.
+    /// Bytes of messages each room keeps at most; the oldest go first. More than 0 (use
+    /// --history-size 0 to keep no history).
     #[arg(long, env = "ROOMCAST_HISTORY_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub history_bytes: usize,
 
-    /// How long an empty room keeps its history, so a member who was alone can reconnect and
-    /// recover. 0 removes a room as soon as its last member leaves.
+    /// How long a room with no members stays after its last activity (created, last member
+    /// left, or published to), whoever created it, so a member who was alone can reconnect and
+    /// recover and a message posted before anyone joined is kept for them. 0 removes a room as
+    /// soon as it has no members.
     #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "2m", value_parser = parse_duration)]
     pub room_ttl: Duration,
 
@@ -94,6 +109,7 @@ pub struct Config {
     pub api_key: Option<String>,
 
     /// How long shutdown waits for sessions to close after telling them (1001) before exiting.
+    /// Must be more than 0.
     #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
@@ -185,13 +201,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    use clap::{CommandFactory, FromArgMatches};
+
     #[test]
     fn default_matches_the_flags_defaults() {
-        let parsed = Config::try_parse_from(["roomcast-server"]).expect("no flags parse");
-        // Environment twins could differ on a developer machine; compare what they cannot set.
-        if std::env::vars().all(|(k, _)| !k.starts_with("ROOMCAST_")) {
-            assert_eq!(parsed, Config::default());
-        }
+        // Parse with the environment twins removed, so a ROOMCAST_* variable set on this machine
+        // cannot change what the declared defaults are compared with.
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(["roomcast-server"])
+            .expect("no flags parse");
+        let parsed = Config::from_arg_matches(&matches).expect("defaults build a config");
+        assert_eq!(parsed, Config::default());
     }
 
     #[test]

@@ -85,6 +85,10 @@ fn accept(
     }
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         state.metrics.record_connection_refused();
+        tracing::warn!(
+            max_connections = config.max_connections,
+            "upgrade refused with 503: --max-connections sessions are open"
+        );
         return Err(ApiError::unavailable(format!(
             "server full: {} sessions open (--max-connections); retry later",
             config.max_connections

@@ -83,10 +83,6 @@ impl History {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Keeps `message` (unless history is disabled), dropping the oldest past either bound.
     pub(crate) fn push(&mut self, message: Arc<Publication>) {
         if self.max_entries == 0 {

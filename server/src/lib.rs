@@ -6,17 +6,21 @@
 //! `--shutdown-grace`.
 //!
 //! # Layout
-//! - [`config`]: every flag and its `ROOMCAST_*` twin.
+//! - [`config`]: every flag and its `ROOMCAST_*` twin; `config/validate` refuses values that
+//!   cannot work, once, at start ([`ValidConfig`]).
 //! - `serve`: the accept loop (header deadline, peer address, graceful stop).
 //! - `routes`: the route table; `connect` (upgrades), `publish` (send-test, publish API),
 //!   `api` (info, rooms), `health` (probes, metrics).
 //! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
 //!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
-//! - `registry` (every room by name, membership guard) and `room` (members, presence, seq, fan-out),
+//! - `relay`: the one publish hook every message goes through, whatever its source.
+//! - `registry` (every room by name, the one lifetime rule, membership and lease guards, the
+//!   deadline queue of rooms waiting to expire) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
-//!   `api_error` (the one shape of HTTP errors).
+//!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
+//!   HTTP errors).
 //! - `metrics`: per-instance Prometheus registry.
 
 pub mod config;
@@ -25,6 +29,7 @@ pub mod metrics;
 mod api;
 mod api_error;
 mod auth;
+mod broadcast;
 mod connect;
 mod frames;
 mod health;
@@ -33,6 +38,7 @@ mod idempotency;
 mod outbox;
 mod publish;
 mod registry;
+mod relay;
 mod room;
 mod routes;
 mod serve;
@@ -41,14 +47,14 @@ mod state;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use auth::PeerAddr;
-pub use config::Config;
+pub use config::{Config, InvalidSetting, ValidConfig};
 pub use registry::Registry;
 /// The HTTP API's bodies, defined once in the protocol crate.
 pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
@@ -59,7 +65,10 @@ pub use state::AppState;
 /// new sessions are refused (503), every session is closed with 1001, and `run` returns once
 /// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
 /// being served while draining, so probes and publishers get clear answers.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+///
+/// Takes a [`ValidConfig`] (from [`Config::validate`]), so it cannot start with a value that
+/// cannot work.
+pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Future<Output = ()>) {
     let state = AppState::new(config);
     let stop_serving = CancellationToken::new();
     let serving = tokio::spawn(serve::serve(
@@ -96,25 +105,26 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     }
 }
 
-/// Shortest and longest pause between janitor sweeps: a quarter of `--room-ttl` within these,
-/// so a short TTL is honoured closely and a long one costs a sweep a second at most.
-const JANITOR_PERIOD_BOUNDS: (Duration, Duration) =
-    (Duration::from_millis(10), Duration::from_secs(1));
+/// Longest the janitor sleeps when no room is due. It also forgets expired idempotency keys,
+/// whose deadlines it is not told about (they are forgotten on every keyed publish too), so
+/// this bounds how long an expired key's memory outlives its window on an idle server.
+const JANITOR_IDLE_WAKE: Duration = Duration::from_secs(1);
 
-/// Removes rooms whose kept history outlived `--room-ttl`, and expired idempotency keys,
-/// until shutdown.
+/// Removes rooms as their `--room-ttl` ends and forgets expired idempotency keys, until
+/// shutdown. Each wake costs only what expires: the registry keeps unused rooms in a deadline
+/// queue, and a room that becomes the earliest deadline wakes the janitor to re-plan.
 async fn janitor(state: Arc<AppState>) {
-    let (shortest, longest) = JANITOR_PERIOD_BOUNDS;
-    let period = (state.config.room_ttl / 4).clamp(shortest, longest);
-    let mut ticks = tokio::time::interval(period);
     loop {
+        let now = tokio::time::Instant::now();
+        let next_room = state.rooms.expire(now);
+        state.idempotency.expire(now.into_std());
+        state.broadcasts.expire(now.into_std());
+        let idle_wake = now + JANITOR_IDLE_WAKE;
+        let wake = next_room.map_or(idle_wake, |at| at.min(idle_wake));
         tokio::select! {
             () = state.shutdown.cancelled() => return,
-            _ = ticks.tick() => {
-                let now = Instant::now();
-                state.rooms.sweep(now);
-                state.idempotency.sweep(now);
-            }
+            () = tokio::time::sleep_until(wake) => {}
+            () = state.rooms.earliest_changed() => {}
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use roomcast_server::{Config, run};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -11,7 +12,13 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    // Every value that cannot work is a usage error, printed the way clap prints its own.
+    let config = match Config::parse().validate() {
+        Ok(config) => config,
+        Err(invalid) => Config::command()
+            .error(ErrorKind::ValueValidation, invalid)
+            .exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -27,20 +34,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let port = match config.resolved_port() {
+    let port = match config.get().resolved_port() {
         Ok(port) => port,
         Err(message) => {
             error!("{message}");
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind((config.host, port)).await {
+    let settings = config.get();
+    let listener = match TcpListener::bind((settings.host, port)).await {
         Ok(listener) => listener,
         Err(e) => {
             error!(
                 "could not listen on {}:{port}: {e}; is another server running there? \
                  pick another --port",
-                config.host
+                settings.host
             );
             return ExitCode::FAILURE;
         }
@@ -51,11 +59,11 @@ async fn main() -> ExitCode {
         .unwrap_or_default();
     info!(
         %address,
-        ping_interval = ?config.ping_interval,
-        ping_timeout = ?config.ping_timeout,
+        ping_interval = ?settings.ping_interval,
+        ping_timeout = ?settings.ping_timeout,
         "roomcast-server listening: ws://{address}/ws/chat/<room>/"
     );
-    if !config.host.is_loopback() && config.api_key.is_none() {
+    if !settings.host.is_loopback() && settings.api_key.is_none() {
         warn!(
             "listening beyond loopback without --api-key: HTTP publishing is refused for \
              every non-loopback peer; set ROOMCAST_API_KEY to allow it"

@@ -9,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::relay::Source;
+
 type Labels = [(&'static str, &'static str); 1];
 
 /// Every metric the server exports. Names are listed in `docs/OPERATIONS.md`.
@@ -130,11 +132,11 @@ impl Metrics {
         // Handles into the registered family, so the hot path increments without a lookup.
         let published_ws = metrics
             .messages_published
-            .get_or_create(&[("source", "ws")])
+            .get_or_create(&[("source", Source::Socket.label())])
             .clone();
         let published_http = metrics
             .messages_published
-            .get_or_create(&[("source", "http")])
+            .get_or_create(&[("source", Source::Http.label())])
             .clone();
         Self {
             registry,
@@ -156,14 +158,12 @@ impl Metrics {
         self.rooms.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// Counts a chat message accepted from a socket.
-    pub(crate) fn record_ws_publish(&self) {
-        self.published_ws.inc();
-    }
-
-    /// Counts a chat message accepted over HTTP.
-    pub(crate) fn record_http_publish_accepted(&self) {
-        self.published_http.inc();
+    /// Counts a chat message numbered and fanned out, by where it came from.
+    pub(crate) fn record_publish(&self, source: Source) {
+        match source {
+            Source::Socket => self.published_ws.inc(),
+            Source::Http => self.published_http.inc(),
+        };
     }
 
     pub(crate) fn record_fan_out(&self, delivered: usize, bytes: usize, overflowed: usize) {
@@ -194,8 +194,8 @@ impl Metrics {
         self.connections_refused.inc();
     }
 
-    pub(crate) fn record_room_refused(&self) {
-        self.rooms_refused.inc();
+    pub(crate) fn record_rooms_refused(&self, count: usize) {
+        self.rooms_refused.inc_by(count as u64);
     }
 
     pub(crate) fn record_replay(&self, recovered: bool) {

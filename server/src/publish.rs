@@ -1,7 +1,7 @@
 //! Publishing from outside any socket: the POC's send-test route and the HTTP API's publish.
+//! Both go through the one publish hook, `Relay::publish`, like a session's frames do.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,12 +9,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roomcast_protocol::{Broadcast, ErrorCode, PublishReceipt, RoomName, UserName};
+use roomcast_protocol::{ErrorCode, PublishReceipt, RoomName, UserName};
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
 use crate::auth::{PeerAddr, authorize_publish};
-use crate::idempotency::MAX_IDEMPOTENCY_KEY_BYTES;
+use crate::idempotency::{Keyed, MAX_IDEMPOTENCY_KEY_BYTES};
+use crate::registry::Lease;
+use crate::relay::Source;
+use crate::room::Delivery;
 use crate::state::AppState;
 
 /// Who HTTP publishes speak as when the request names nobody.
@@ -36,7 +39,10 @@ pub(crate) async fn send_test_get(
     headers: HeaderMap,
     Query(request): Query<PublishRequest>,
 ) -> Response {
-    let result = authorize(&state, &headers, peer).and_then(|()| publish(&state, &room, request));
+    let result = match authorize(&state, &headers, peer) {
+        Ok(()) => publish(&state, &room, request).await,
+        Err(e) => Err(e),
+    };
     respond(&state, result)
 }
 
@@ -49,9 +55,11 @@ pub(crate) async fn post_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = authorize(&state, &headers, peer)
-        .and_then(|()| read_body(&headers, body))
-        .and_then(|request| publish(&state, &room, request));
+    let request = authorize(&state, &headers, peer).and_then(|()| read_body(&headers, body));
+    let result = match request {
+        Ok(request) => publish(&state, &room, request).await,
+        Err(e) => Err(e),
+    };
     respond(&state, result)
 }
 
@@ -68,13 +76,7 @@ pub(crate) fn read_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<PublishRequest, ApiError> {
-    let body = body.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            format!("could not read the body: {rejection}"),
-        )
-    })?;
+    let body = body.map_err(|rejection| too_large(&rejection))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -102,78 +104,24 @@ pub(crate) fn read_body(
     }
 }
 
-/// Most rooms one `POST /api/broadcast` may name.
-pub(crate) const MAX_BROADCAST_ROOMS: usize = 1000;
-
-/// The body of `POST /api/broadcast`.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct BroadcastRequest {
-    rooms: Vec<String>,
-    message: Option<String>,
-    user: Option<String>,
+pub(crate) fn too_large(rejection: &BytesRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        format!("could not read the body: {rejection}"),
+    )
 }
 
-/// `POST /api/broadcast` with `{rooms: [...], message, user?}`: one message to many rooms.
-/// Every room name is checked before anything is published, so a bad name publishes nothing.
-pub(crate) async fn broadcast(
-    State(state): State<Arc<AppState>>,
-    peer: Option<axum::Extension<PeerAddr>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = authorize(&state, &headers, peer).and_then(|()| {
-        let body = body.map_err(|e| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                e.to_string(),
-            )
-        })?;
-        let request: BroadcastRequest = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                ErrorCode::InvalidJson,
-                format!("expected {{\"rooms\": [...], \"message\": \"...\"}}: {e}"),
-            )
-        })?;
-        if request.rooms.is_empty() || request.rooms.len() > MAX_BROADCAST_ROOMS {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidFrame,
-                format!(
-                    "name 1 to {MAX_BROADCAST_ROOMS} rooms, not {}",
-                    request.rooms.len()
-                ),
-            ));
-        }
-        for room in &request.rooms {
-            RoomName::new(room).map_err(|e| {
-                ApiError::bad_request(ErrorCode::InvalidRoom, format!("{room:?}: {e}"))
-            })?;
-        }
-        let results = request
-            .rooms
-            .iter()
-            .map(|room| {
-                let single = PublishRequest {
-                    message: request.message.clone(),
-                    user: request.user.clone(),
-                    idempotency_key: None,
-                };
-                publish(&state, room, single)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Broadcast { results })
-    });
-    respond(&state, result)
+/// What every HTTP publish checks before publishing anything: the message is there and within
+/// `--max-message-bytes`, the user name is valid, the key is of an accepted length, and the
+/// server is not shutting down.
+pub(crate) struct Checked {
+    pub(crate) message: String,
+    pub(crate) user: UserName,
+    pub(crate) idempotency_key: Option<String>,
 }
 
-/// Validates and publishes one message (deduplicated by `idempotency_key` when present).
-pub(crate) fn publish(
-    state: &AppState,
-    room: &str,
-    request: PublishRequest,
-) -> Result<PublishReceipt, ApiError> {
-    let room = RoomName::new(room)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
+pub(crate) fn check(state: &AppState, request: PublishRequest) -> Result<Checked, ApiError> {
     let Some(message) = request.message else {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidFrame,
@@ -193,33 +141,74 @@ pub(crate) fn publish(
     }
     let user = UserName::new(request.user.as_deref().unwrap_or(HTTP_USER))
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidUser, e.to_string()))?;
+    if let Some(key) = &request.idempotency_key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidFrame,
+            format!("idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+        ));
+    }
     if !state.is_accepting() {
         return Err(ApiError::unavailable("the server is shutting down"));
     }
+    Ok(Checked {
+        message,
+        user,
+        idempotency_key: request.idempotency_key,
+    })
+}
+
+/// Validates and publishes one message (deduplicated by `idempotency_key` when present).
+pub(crate) async fn publish(
+    state: &AppState,
+    room: &str,
+    request: PublishRequest,
+) -> Result<PublishReceipt, ApiError> {
+    let room = RoomName::new(room)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
+    let checked = check(state, request)?;
     let publish_now = || {
-        let delivery = state
+        let lease = state
             .rooms
-            .publish(&room, &user, &message)
+            .lease(&room)
             .map_err(|full| ApiError::unavailable(full.to_string()))?;
-        state.metrics.record_http_publish_accepted();
-        Ok(PublishReceipt {
-            room: room.clone(),
-            seq: delivery.seq,
-            epoch: delivery.epoch.to_string(),
-            delivered: delivery.delivered,
-        })
+        Ok(publish_leased(state, &lease, &checked))
     };
-    match request.idempotency_key.as_deref() {
+    match &checked.idempotency_key {
         None => publish_now(),
-        Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES => {
-            Err(ApiError::bad_request(
-                ErrorCode::InvalidFrame,
-                format!("idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-            ))
+        Some(key) => {
+            let key = (room.clone(), key.clone());
+            let answer = state.idempotency.get_or_publish(&key, publish_now).await;
+            answer.map_err(keyed_error)
         }
-        Some(key) => state
-            .idempotency
-            .get_or_publish(&room, key, Instant::now(), publish_now),
+    }
+}
+
+/// Publishes through the hook to a room the caller holds.
+pub(crate) fn publish_leased(state: &AppState, lease: &Lease, checked: &Checked) -> PublishReceipt {
+    let room = lease.room();
+    let Delivery {
+        seq,
+        epoch,
+        delivered,
+    } = state
+        .relay
+        .publish(room, &checked.user, &checked.message, Source::Http);
+    PublishReceipt {
+        room: room.name.clone(),
+        seq,
+        epoch: epoch.to_string(),
+        delivered,
+    }
+}
+
+pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {
+    match error {
+        Keyed::Failed(error) => error,
+        Keyed::StillInFlight => ApiError::unavailable(
+            "a publish with this idempotency_key is still in progress; retry later",
+        ),
     }
 }
 

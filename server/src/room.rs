@@ -4,10 +4,12 @@
 //! `joined` answer and replay are queued before any later live message, and a member's `leave`
 //! event after every message it saw. The lock is a std `Mutex` because it is never held across
 //! an `.await`: pushing into an outbox only queues bytes.
+//!
+//! When the room goes away is the registry's business (`registry.rs`); the room only says
+//! whether it is in use (members, or leases held by joins and publishes under way).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserName};
 use slab::Slab;
@@ -16,6 +18,7 @@ use crate::frames::{self, Protocol};
 use crate::history::{History, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
+use crate::relay::Source;
 
 /// A session's entry in a room.
 #[derive(Debug)]
@@ -31,10 +34,6 @@ pub(crate) struct HistoryLimits {
     pub(crate) entries: usize,
     pub(crate) bytes: usize,
 }
-
-/// The room was removed from the registry while the caller held it; look it up again.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Retired;
 
 /// What a publish did.
 #[derive(Debug, Clone)]
@@ -57,6 +56,9 @@ pub(crate) struct RoomStats {
 
 #[derive(Debug)]
 pub(crate) struct Room {
+    /// Unique among every room this server created, so a removed room and a later one of the
+    /// same name are never mistaken for each other.
+    pub(crate) id: u64,
     pub(crate) name: RoomName,
     latest_on_join: bool,
     metrics: Arc<Metrics>,
@@ -72,12 +74,13 @@ struct RoomState {
     seq: u64,
     epoch: Arc<str>,
     history: History,
-    retired: bool,
-    empty_since: Option<Instant>,
+    /// Joins and publishes under way (see `registry::Lease`); the room stays while any is.
+    leases: usize,
 }
 
 impl Room {
     pub(crate) fn new(
+        id: u64,
         name: RoomName,
         history: &HistoryLimits,
         latest_on_join: bool,
@@ -85,6 +88,7 @@ impl Room {
     ) -> Self {
         let epoch: Arc<str> = format!("{:016x}", fastrand::u64(..)).into();
         Self {
+            id,
             name,
             latest_on_join,
             metrics,
@@ -95,8 +99,7 @@ impl Room {
                 seq: 0,
                 epoch,
                 history: History::new(history.entries, history.bytes),
-                retired: false,
-                empty_since: None,
+                leases: 0,
             }),
         }
     }
@@ -117,19 +120,13 @@ impl Room {
     /// sessions), the replay (missed messages, or the latest one in latest-state rooms), and a
     /// `join` event for the other typed members when this user was not present yet.
     /// Returns the member's slot, for leaving.
-    ///
-    /// A retired room hands the member back untouched.
-    pub(crate) fn try_join(
+    pub(crate) fn join(
         &self,
         member: Member,
         since: Option<&Position>,
         reference: Option<Ref>,
-    ) -> Result<usize, Member> {
+    ) -> usize {
         let mut state = self.state();
-        if state.retired {
-            return Err(member);
-        }
-        state.empty_since = None;
         let (replay, recovered) =
             state
                 .history
@@ -170,15 +167,15 @@ impl Room {
         let key = state.members.insert(member);
         drop(state);
         self.record(&fan_out);
-        Ok(key)
+        key
     }
 
     /// Numbers `text`, keeps it in history, and queues it for every member. Never waits.
-    pub(crate) fn publish(&self, user: &UserName, text: &str) -> Result<Delivery, Retired> {
+    ///
+    /// Only the publish hook (`Relay::publish`) calls this, so every source of messages is
+    /// numbered and fanned out the same way.
+    pub(crate) fn publish(&self, user: &UserName, text: &str, source: Source) -> Delivery {
         let mut state = self.state();
-        if state.retired {
-            return Err(Retired);
-        }
         state.seq += 1;
         let published = Arc::new(Publication::new(
             self.name.clone(),
@@ -198,16 +195,18 @@ impl Room {
         };
         state.history.push(published);
         drop(state);
+        self.metrics.record_publish(source);
         self.record(&fan_out);
-        Ok(delivery)
+        delivery
     }
 
-    /// Removes the member in slot `key`; sends `leave` with `reason` to the remaining typed
-    /// members if that was the user's last session here. Returns true if the room is now empty.
-    pub(crate) fn leave(&self, key: usize, reason: LeaveReason) -> bool {
+    /// Removes the member in slot `key`. If that was the user's last session here and
+    /// `announce` is set, sends `leave` with `reason` to the remaining typed members. Returns
+    /// true if the room is now unused.
+    pub(crate) fn leave(&self, key: usize, reason: LeaveReason, announce: bool) -> bool {
         let mut state = self.state();
         let Some(member) = state.members.try_remove(key) else {
-            return state.members.is_empty();
+            return state.is_unused();
         };
         if member.protocol == Protocol::Typed {
             state.typed_members -= 1;
@@ -222,7 +221,7 @@ impl Room {
         };
         if last_session_of_user {
             state.presence.remove(&member.user);
-            if state.typed_members > 0 {
+            if announce && state.typed_members > 0 {
                 let event = frames::typed(&ServerFrame::Leave {
                     room: self.name.clone(),
                     user: member.user,
@@ -231,27 +230,27 @@ impl Room {
                 state.for_each_typed(|outbox| fan_out.push(outbox, event.clone()));
             }
         }
-        let empty = state.members.is_empty();
-        if empty {
-            state.empty_since = Some(Instant::now());
-        }
+        let unused = state.is_unused();
         drop(state);
         self.record(&fan_out);
-        empty
+        unused
     }
 
-    /// Marks the room retired if it has no members and `keep` says its history is not worth
-    /// keeping any longer. The caller holds the registry lock and removes it on `true`.
-    pub(crate) fn retire_if_empty(&self, keep: impl FnOnce(bool, Instant) -> bool) -> bool {
+    /// Takes a lease (the registry does, under its lock).
+    pub(crate) fn hold(&self) {
+        self.state().leases += 1;
+    }
+
+    /// Gives a lease back; returns true if the room is now unused.
+    pub(crate) fn let_go(&self) -> bool {
         let mut state = self.state();
-        let Some(empty_since) = state.empty_since.filter(|_| state.members.is_empty()) else {
-            return false;
-        };
-        if state.retired || keep(state.history.is_empty(), empty_since) {
-            return false;
-        }
-        state.retired = true;
-        true
+        state.leases = state.leases.saturating_sub(1);
+        state.is_unused()
+    }
+
+    /// No members and no lease: the room may expire.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.state().is_unused()
     }
 
     pub(crate) fn stats(&self) -> RoomStats {
@@ -281,6 +280,10 @@ impl Room {
 }
 
 impl RoomState {
+    fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.leases == 0
+    }
+
     fn for_each_typed(&self, mut push: impl FnMut(&Outbox)) {
         self.members
             .iter()

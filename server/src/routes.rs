@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
 use crate::state::AppState;
-use crate::{api, connect, health, publish};
+use crate::{api, broadcast, connect, health, publish};
 
 /// Room for JSON framing around a `--max-message-bytes` message in a publish body.
 const BODY_ENVELOPE_BYTES: usize = 4 * 1024;
@@ -32,7 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rooms/{room}", get(api::room))
         .route("/api/rooms/{room}/history", get(api::history))
         .route("/api/rooms/{room}/messages", post(publish::post_message))
-        .route("/api/broadcast", post(publish::broadcast))
+        .route("/api/broadcast", post(broadcast::broadcast))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use roomcast_protocol::ServerInfo;
+use roomcast_protocol::{Broadcast, PublishReceipt, RoomName, ServerInfo};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, ValidConfig};
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RoomSettings};
+use crate::relay::Relay;
 use crate::room::HistoryLimits;
 use crate::session::SessionId;
 
@@ -28,15 +29,21 @@ pub struct AppState {
     pub(crate) sessions: TaskTracker,
     /// `--max-connections` permits; each session holds one until it ends.
     pub(crate) connection_permits: Arc<Semaphore>,
-    /// Results of recent publishes that carried an `idempotency_key`.
-    pub(crate) idempotency: IdempotencyCache,
+    /// Where every message is published (the one publish hook).
+    pub(crate) relay: Relay,
+    /// Results of recent single-room publishes that carried an `idempotency_key`.
+    pub(crate) idempotency: IdempotencyCache<(RoomName, String), PublishReceipt>,
+    /// Results of recent broadcasts that carried an `idempotency_key`.
+    pub(crate) broadcasts: IdempotencyCache<String, Broadcast>,
     next_session: AtomicU64,
 }
 
 impl AppState {
     /// State for a server running with `config`.
-    pub fn new(config: Config) -> Arc<Self> {
+    pub fn new(config: ValidConfig) -> Arc<Self> {
+        let config = config.into_inner();
         let metrics = Arc::new(Metrics::new());
+        let shutdown = CancellationToken::new();
         let rooms = Registry::new(
             RoomSettings {
                 history: HistoryLimits {
@@ -48,6 +55,7 @@ impl AppState {
                 latest_on_join: config.latest_on_join.clone(),
             },
             metrics.clone(),
+            shutdown.clone(),
         );
         Arc::new(Self {
             connection_permits: Arc::new(Semaphore::new(
@@ -56,9 +64,11 @@ impl AppState {
             config,
             rooms,
             metrics,
-            shutdown: CancellationToken::new(),
+            shutdown,
             sessions: TaskTracker::new(),
+            relay: Relay::default(),
             idempotency: IdempotencyCache::default(),
+            broadcasts: IdempotencyCache::default(),
             next_session: AtomicU64::new(1),
         })
     }

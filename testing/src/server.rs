@@ -55,6 +55,7 @@ impl TestServer {
     pub fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("listener address");
         let (stop, stopped) = oneshot::channel::<()>();
+        let config = config.validate().expect("test configs are valid");
         let task = tokio::spawn(run(listener, config, async move {
             let _sender_dropped_means_stop = stopped.await;
         }));

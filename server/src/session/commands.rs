@@ -11,6 +11,7 @@ use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::{Exit, Session};
 use crate::frames::{self, Protocol};
+use crate::relay::Source;
 use crate::room::Member;
 
 impl Session {
@@ -172,30 +173,22 @@ impl Session {
             self.refuse(not_joined(room, reference));
             return;
         };
-        let delivery = membership.room().publish(&self.user, message);
-        self.state.metrics.record_ws_publish();
-        match (delivery, reference) {
-            (Ok(delivery), Some(reference)) => {
-                self.queue(frames::typed(&ServerFrame::Ack {
-                    room,
-                    seq: delivery.seq,
-                    reference,
-                }));
-            }
-            (Ok(_), None) => {}
-            (Err(_retired), _) => {
-                // A room with a member is never retired; reaching here is a bug worth a trace.
-                tracing::error!(session = self.id, %room, "published to a retired room");
-            }
+        let relay = &self.state.relay;
+        let delivery = relay.publish(membership.room(), &self.user, message, Source::Socket);
+        if let Some(reference) = reference {
+            self.queue(frames::typed(&ServerFrame::Ack {
+                room,
+                seq: delivery.seq,
+                reference,
+            }));
         }
     }
 
     /// A tutorial session publishes to the one room in its URL.
     fn publish_to_url_room(&mut self, message: &str) {
-        if let Some(membership) = self.memberships.values().next()
-            && membership.room().publish(&self.user, message).is_ok()
-        {
-            self.state.metrics.record_ws_publish();
+        if let Some(membership) = self.memberships.values().next() {
+            let relay = &self.state.relay;
+            relay.publish(membership.room(), &self.user, message, Source::Socket);
         }
     }
 }

@@ -158,3 +158,44 @@ fn listening_beyond_loopback_without_a_key_warns_that_publishing_is_refused() {
         "{warning}"
     );
 }
+
+#[test]
+fn an_upgrade_refused_at_max_connections_is_logged() {
+    let (_server, logged) = start_logged(
+        Command::new(BINARY)
+            .args(["--port", "0", "--max-connections", "1"])
+            .env("RUST_LOG", "info"),
+    );
+    let listening = logged.recv_timeout(WAIT).expect("a log line at start");
+    let address = listening
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address is logged");
+    let url: roomcast_protocol::ServerUrl = format!("http://{address}").parse().expect("URL");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the clients");
+    let (_first, second) = runtime.block_on(async {
+        let lobby = room("lobby");
+        let connect = || roomcast_protocol::TutorialClient::connect(&url, &lobby, None);
+        let first = within("the first connection", connect()).await;
+        let second = within("the second connection", connect()).await;
+        (first.expect("the first session fits"), second)
+    });
+    assert!(
+        matches!(
+            second,
+            Err(roomcast_protocol::ClientError::Rejected { status: 503, .. })
+        ),
+        "{second:?}"
+    );
+    let refusal = std::iter::from_fn(|| logged.recv_timeout(WAIT).ok())
+        .find(|line| line.contains("refused"))
+        .expect("a log line for the refused upgrade");
+    assert!(
+        refusal.contains("WARN") && refusal.contains("--max-connections"),
+        "{refusal}"
+    );
+}

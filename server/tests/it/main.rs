@@ -5,7 +5,11 @@ mod support;
 
 mod api;
 mod binary;
+mod broadcast;
+mod config;
+mod docs;
 mod heartbeat;
+mod lifecycle;
 mod limits;
 mod presence;
 mod recovery;
