@@ -2,8 +2,8 @@
 //! heartbeat eviction, bounded per-session queues, history and an HTTP publish API.
 //!
 //! [`run`] serves on a listener you bind (tests bind `127.0.0.1:0`) until the `shutdown` future
-//! completes, then drains: readiness fails, sessions close with 1001, and `run` returns within
-//! `--shutdown-grace`.
+//! completes, then drains: readiness fails, sessions close with 1001 in waves over
+//! `--drain-window`, and `run` returns within `--shutdown-grace`.
 //!
 //! # Layout
 //! - [`config`]: every flag and its `ROOMCAST_*` twin.
@@ -18,6 +18,8 @@
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `api_error` (the one shape of HTTP errors).
 //! - `metrics`: per-instance Prometheus registry.
+//! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
+//!   browser pages.
 
 pub mod config;
 pub mod metrics;
@@ -26,6 +28,7 @@ mod api;
 mod api_error;
 mod auth;
 mod connect;
+mod drain;
 mod frames;
 mod health;
 mod history;
@@ -49,6 +52,7 @@ use tracing::{info, warn};
 
 pub use auth::PeerAddr;
 pub use config::Config;
+pub use drain::check_shutdown_budget;
 pub use registry::Registry;
 /// The HTTP API's bodies, defined once in the protocol crate.
 pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
@@ -56,9 +60,10 @@ pub use routes::router;
 pub use state::AppState;
 
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
-/// new sessions are refused (503), every session is closed with 1001, and `run` returns once
-/// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
-/// being served while draining, so probes and publishers get clear answers.
+/// new sessions are refused (503), every session is closed with 1001 in waves spread over
+/// `config.drain_window`, and `run` returns once they have ended or `config.shutdown_grace` has
+/// passed, whichever comes first ([`check_shutdown_budget`] says whether the grace covers the
+/// window). HTTP keeps being served while draining, so probes and publishers get clear answers.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
     let state = AppState::new(config);
     let stop_serving = CancellationToken::new();
@@ -72,12 +77,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     shutdown.await;
     let grace = state.config.shutdown_grace;
     let deadline = tokio::time::Instant::now() + grace;
-    info!(
-        sessions = state.connection_permits_in_use(),
-        "shutting down: closing sessions with 1001"
-    );
+    // Readiness fails and upgrades are refused first; then the sessions close in waves.
     state.shutdown.cancel();
     state.sessions.close();
+    let waves = state.drain.run(|| state.connection_permits_in_use());
+    if tokio::time::timeout_at(deadline, waves).await.is_err() {
+        warn!(
+            ?grace,
+            "--shutdown-grace ended before every drain wave fired"
+        );
+    }
     if tokio::time::timeout_at(deadline, state.sessions.wait())
         .await
         .is_err()

@@ -34,6 +34,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(message) = roomcast_server::check_shutdown_budget(&config) {
+        error!("{message}");
+        return ExitCode::from(2);
+    }
     let listener = match TcpListener::bind((config.host, port)).await {
         Ok(listener) => listener,
         Err(e) => {

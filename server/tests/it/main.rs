@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod binary;
+mod drain;
 mod heartbeat;
 mod limits;
 mod presence;
