@@ -41,6 +41,7 @@ mod routes;
 mod serve;
 mod session;
 mod state;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
