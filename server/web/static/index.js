@@ -31,7 +31,7 @@ async function listRooms() {
     const response = await fetch("/api/rooms");
     if (!response.ok) return;
     const { rooms } = await response.json();
-    const busy = rooms.filter((room) => room.members > 0);
+    const busy = rooms.filter((room) => room.members.length > 0);
     if (busy.length === 0) return;
     list.replaceChildren(
       ...busy.map((room) => {
@@ -42,7 +42,8 @@ async function listRooms() {
         name.textContent = room.room;
         const count = document.createElement("span");
         count.className = "muted";
-        count.textContent = room.members === 1 ? "1 member" : `${room.members} members`;
+        const people = room.members.length;
+        count.textContent = people === 1 ? "1 member" : `${people} members`;
         link.append(name, count);
         item.append(link);
         return item;
