@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod binary;
+mod deploy;
 mod drain;
 mod heartbeat;
 mod limits;
