@@ -60,7 +60,7 @@ pub(crate) fn pages() -> Router<Arc<AppState>> {
         )
     });
     PAGE_PATHS.iter().fold(Router::new(), |router, path| {
-        router.route_service(path, serve.clone())
+        router.route_service(path, serve)
     })
 }
 

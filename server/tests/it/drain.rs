@@ -103,3 +103,14 @@ fn a_grace_that_cannot_cover_the_drain_window_exits_2_naming_both_flags() {
         "says what would work: {stderr}"
     );
 }
+
+#[test]
+fn help_explains_the_drain_window_and_its_environment_twin() {
+    let output = Command::new(env!("CARGO_BIN_EXE_roomcast-server"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--drain-window"), "{help}");
+    assert!(help.contains("ROOMCAST_DRAIN_WINDOW"), "{help}");
+}
