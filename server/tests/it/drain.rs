@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
 use roomcast_protocol::raw::RawSocket;
 use roomcast_server::Config;
 use tokio::time::Instant;
@@ -12,6 +13,9 @@ use crate::support::{TestServer, WAIT, eventually, raw_close, room};
 
 /// Sessions in the drain test: enough that closing them at once would be a visible spike.
 const SESSIONS: usize = 2_000;
+
+/// Upgrades the test keeps in flight while it opens the sessions.
+const CONNECTS_IN_FLIGHT: usize = 64;
 
 /// Parts the window is cut into to judge the spread: evenly spread closes put a tenth of the
 /// sessions in each.
@@ -30,14 +34,14 @@ async fn two_thousand_sessions_hear_1001_in_waves_spread_over_the_window_and_run
     })
     .await;
     let url = server.url.room_socket(&room("lobby"));
-    let mut connecting = tokio::task::JoinSet::new();
-    for _ in 0..SESSIONS {
-        let url = url.clone();
-        connecting.spawn(async move { RawSocket::connect(&url, None, WAIT).await });
-    }
+    // A bounded number of handshakes in flight: 2,000 at once would overflow the listen
+    // backlog and wait out SYN retransmits.
+    let mut connected = stream::iter(0..SESSIONS)
+        .map(|_| RawSocket::connect(&url, None, WAIT))
+        .buffer_unordered(CONNECTS_IN_FLIGHT);
     let mut closes = tokio::task::JoinSet::new();
-    while let Some(connected) = connecting.join_next().await {
-        let mut socket = connected.expect("connect task").expect("upgrade");
+    while let Some(socket) = connected.next().await {
+        let mut socket = socket.expect("upgrade");
         // Each client stamps the moment it reads its close frame, as a user's client would
         // see it, then answers it so the closing handshake completes.
         closes.spawn(async move {
