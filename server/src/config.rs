@@ -112,6 +112,12 @@ pub struct Config {
     /// Must be more than 0.
     #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// How long shutdown spreads its closes over: sessions are closed (1001) in batches across
+    /// this window, so thousands of clients do not reconnect in the same second. 0 closes them
+    /// all at once. --shutdown-grace must cover it plus 2s, or the server refuses to start.
+    #[arg(long, env = "ROOMCAST_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
+    pub drain_window: Duration,
 }
 
 const LONG_ABOUT: &str = "\
@@ -160,6 +166,7 @@ impl Default for Config {
             latest_on_join: Vec::new(),
             api_key: None,
             shutdown_grace: Duration::from_secs(10),
+            drain_window: Duration::ZERO,
         }
     }
 }

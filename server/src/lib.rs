@@ -2,8 +2,8 @@
 //! heartbeat eviction, bounded per-session queues, history and an HTTP publish API.
 //!
 //! [`run`] serves on a listener you bind (tests bind `127.0.0.1:0`) until the `shutdown` future
-//! completes, then drains: readiness fails, sessions close with 1001, and `run` returns within
-//! `--shutdown-grace`.
+//! completes, then drains: readiness fails, sessions close with 1001 in waves over
+//! `--drain-window`, and `run` returns within `--shutdown-grace`.
 //!
 //! # Layout
 //! - [`config`]: every flag and its `ROOMCAST_*` twin; `config/validate` refuses values that
@@ -22,6 +22,8 @@
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
 //! - `metrics`: per-instance Prometheus registry.
+//! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
+//!   browser pages.
 
 pub mod config;
 pub mod metrics;
@@ -31,6 +33,7 @@ mod api_error;
 mod auth;
 mod broadcast;
 mod connect;
+mod drain;
 mod frames;
 mod health;
 mod history;
@@ -44,6 +47,7 @@ mod routes;
 mod serve;
 mod session;
 mod state;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,8 +66,9 @@ pub use routes::router;
 pub use state::AppState;
 
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
-/// new sessions are refused (503), every session is closed with 1001, and `run` returns once
-/// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
+/// new sessions are refused (503), every session is closed with 1001 in waves spread over
+/// `config.drain_window`, and `run` returns once they have ended or `config.shutdown_grace` has
+/// passed, whichever comes first. HTTP keeps
 /// being served while draining, so probes and publishers get clear answers.
 ///
 /// Takes a [`ValidConfig`] (from [`Config::validate`]), so it cannot start with a value that
@@ -81,12 +86,16 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
     shutdown.await;
     let grace = state.config.shutdown_grace;
     let deadline = tokio::time::Instant::now() + grace;
-    info!(
-        sessions = state.connection_permits_in_use(),
-        "shutting down: closing sessions with 1001"
-    );
+    // Readiness fails and upgrades are refused first; then the sessions close in waves.
     state.shutdown.cancel();
     state.sessions.close();
+    let waves = state.drain.run(|| state.connection_permits_in_use());
+    if tokio::time::timeout_at(deadline, waves).await.is_err() {
+        warn!(
+            ?grace,
+            "--shutdown-grace ended before every drain wave fired"
+        );
+    }
     if tokio::time::timeout_at(deadline, state.sessions.wait())
         .await
         .is_err()

@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
 use crate::state::AppState;
-use crate::{api, broadcast, connect, health, publish};
+use crate::{api, broadcast, connect, health, publish, web};
 
 /// Room for JSON framing around a `--max-message-bytes` message in a publish body.
 const BODY_ENVELOPE_BYTES: usize = 4 * 1024;
@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(web::pages())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -136,7 +136,7 @@ impl Session {
         let mut heartbeat = Heartbeat::new(config.ping_interval, config.ping_timeout);
         // Both futures live across iterations: re-creating them per frame would register and
         // unregister a waiter (the shutdown one on a list every session shares) per message.
-        let shutdown = self.state.shutdown.clone().cancelled_owned();
+        let shutdown = self.state.drain.signal(self.id);
         let eviction = tokio::time::sleep(config.ping_timeout);
         tokio::pin!(shutdown, eviction);
         let mut batch = Vec::new();

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ValidConfig};
+use crate::drain::Drain;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RoomSettings};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// Cancelled when shutdown starts: the accept loop stops and sessions close with 1001.
     pub(crate) shutdown: CancellationToken,
+    /// The waves that close sessions on shutdown, spread over `--drain-window`.
+    pub(crate) drain: Drain,
     /// Every session (and the janitor); shutdown waits on it, bounded by `--shutdown-grace`.
     pub(crate) sessions: TaskTracker,
     /// `--max-connections` permits; each session holds one until it ends.
@@ -57,6 +60,7 @@ impl AppState {
             metrics.clone(),
             shutdown.clone(),
         );
+        let drain = Drain::new(config.drain_window);
         Arc::new(Self {
             connection_permits: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
@@ -65,6 +69,7 @@ impl AppState {
             rooms,
             metrics,
             shutdown,
+            drain,
             sessions: TaskTracker::new(),
             relay: Relay::default(),
             idempotency: IdempotencyCache::default(),

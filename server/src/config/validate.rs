@@ -131,6 +131,14 @@ impl Config {
             self.latest_on_join.join(","),
             "prefixes must not be empty (an empty one would match nothing)",
         );
+        if let Err(rule) = crate::drain::check_shutdown_budget(self) {
+            check(
+                false,
+                "--shutdown-grace",
+                humantime::format_duration(self.shutdown_grace).to_string(),
+                &rule,
+            );
+        }
         if let Some(key) = &self.api_key {
             check(
                 !key.is_empty() && key.trim() == key,
