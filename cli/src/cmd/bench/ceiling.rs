@@ -18,7 +18,7 @@ use roomcast_protocol::RoomName;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::member::{Member, Role, Shared, into_parts, receive};
+use super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::process::Meters;
 use super::{check_connections, connect_all};
 use crate::cmd::{Ctx, json_line};
@@ -93,12 +93,11 @@ pub async fn run(ctx: &Ctx, CeilingConfig(args): CeilingConfig) -> Result<Code> 
     let (stop, stopped) = watch::channel(false);
     let mut members = Vec::with_capacity(sockets.len());
     for (task_no, socket) in sockets.into_iter().enumerate() {
-        let (stream, leftover) = into_parts(socket);
+        let socket = MemberSocket::from(socket);
         let member = Arc::new(Member::default());
         members.push(member.clone());
         let task = receive(
-            stream,
-            leftover,
+            socket,
             member,
             shared.clone(),
             task_no,

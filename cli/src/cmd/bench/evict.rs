@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::fanout::Shape;
 use super::fanout::crowd::{Crowd, Trial};
-use super::member::{Member, Role, Shared, into_parts, receive};
+use super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::publisher::Pace;
 use super::{check_connections, connect_all};
 use crate::cmd::{Ctx, json_line};
@@ -202,12 +202,11 @@ async fn haunt(urls: Vec<url::Url>, batch: usize, within: Duration) -> Result<Ve
         let (sockets, _) = connect_all(chunk.to_vec(), batch).await?;
         let connected = (started, Instant::now());
         for socket in sockets {
-            let (stream, leftover) = into_parts(socket);
+            let socket = MemberSocket::from(socket);
             let member = Arc::new(Member::default());
             let task_no = silent.len();
             tokio::spawn(receive(
-                stream,
-                leftover,
+                socket,
                 member.clone(),
                 shared.clone(),
                 task_no,

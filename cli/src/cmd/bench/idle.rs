@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Population;
-use super::member::{Member, Role, Shared, into_parts, receive};
+use super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::process::Process;
 use crate::cmd::{Ctx, json_line};
 use crate::exit::Code;
@@ -115,11 +115,10 @@ pub async fn run(ctx: &Ctx, IdleConfig(config): IdleConfig) -> Result<Code> {
     let shared = Arc::new(Shared::default());
     let (stop, stopped) = watch::channel(false);
     for (task_no, socket) in sockets.into_iter().enumerate() {
-        let (stream, leftover) = into_parts(socket);
+        let socket = MemberSocket::from(socket);
         let member = Arc::new(Member::default());
         let task = receive(
-            stream,
-            leftover,
+            socket,
             member,
             shared.clone(),
             task_no,

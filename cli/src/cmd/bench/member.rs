@@ -7,12 +7,16 @@
 //! latencies are published once per wake-up, not per message.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use roomcast_protocol::raw::{MAX_FRAME_BYTES, RawSocket, client_frame, opcode};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -81,26 +85,40 @@ impl Member {
     }
 }
 
-/// Receives on `socket` until `stop` or the session ends. The stream is shared (a publisher
-/// writes on it); the bytes the upgrade read past the response head are counted first.
+/// A member's socket, split.
+#[derive(Debug)]
+pub struct MemberSocket {
+    /// The reading side.
+    pub read: OwnedReadHalf,
+    /// The writing side, for a member that writes its own pongs and close ([`Role::Live`]) or
+    /// must keep it open without using it ([`Role::Silent`]: dropping it would send a FIN,
+    /// which is not silence). A publisher takes it; its member keeps `None`.
+    pub write: Option<OwnedWriteHalf>,
+    /// What the upgrade read past the response head.
+    pub leftover: Vec<u8>,
+}
+
+/// Receives until `stop` or the session ends; the bytes the upgrade read past the response
+/// head are counted first.
 pub async fn receive(
-    stream: Arc<TcpStream>,
-    leftover: Vec<u8>,
+    socket: MemberSocket,
     me: Arc<Member>,
     shared: Arc<Shared>,
     task_no: usize,
     role: Role,
     mut stop: watch::Receiver<bool>,
 ) {
+    let MemberSocket {
+        mut read,
+        write,
+        leftover,
+    } = socket;
     let mut tally = Tally::default();
     let run = shared.run.as_bytes().to_vec();
-    // Frames that arrived with the upgrade response are counted like any other read.
     let mut carry = Vec::new();
-    let mut outcome = absorb(&leftover, &mut carry, &run, &mut tally).map(|()| true);
+    // Frames that arrived with the upgrade response are counted like any other read.
+    let mut outcome = absorb(&leftover, &mut carry, &run, &mut tally);
     loop {
-        while matches!(outcome, Ok(true)) && tally.close.is_none() {
-            outcome = read_and_count(&stream, &mut carry, &run, &mut tally);
-        }
         me.received.fetch_add(tally.messages, Ordering::Relaxed);
         if tally.refused > 0 {
             me.refused.fetch_add(tally.refused, Ordering::Relaxed);
@@ -113,33 +131,38 @@ pub async fn receive(
                 Some((code, Instant::now()));
             break;
         }
-        if outcome.is_err() || answer_pings(&stream, &me, role, &mut tally).await.is_err() {
+        if outcome.is_err()
+            || answer_pings(write.as_ref(), &me, role, &mut tally)
+                .await
+                .is_err()
+        {
             break;
         }
         tally.clear();
-        outcome = Ok(true);
-        tokio::select! {
+        outcome = tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => {
-                if role != Role::Silent {
-                    let _best_effort = stream.try_write(&close_frame());
+                if let (Some(write), Role::Live) = (&write, role) {
+                    let _best_effort = write.try_write(&close_frame());
                 }
                 return;
             }
-            ready = stream.readable() => if ready.is_err() { break },
-        }
+            read = poll_fn(|cx| read_and_count(cx, &mut read, &mut carry, &run, &mut tally)) => read,
+        };
     }
     me.ended.store(true, Ordering::Relaxed);
 }
 
-/// One non-blocking read into the thread's buffer, after the carried partial frame, counted.
-/// `Ok(true)`: there may be more; `Ok(false)`: the socket is drained; `Err`: it ended.
+/// One read into the thread's buffer, after the carried partial frame, counted. A read that
+/// does not fill the buffer drained the socket, and tokio then waits for the next readiness
+/// instead of trying again: one syscall per wake-up.
 fn read_and_count(
-    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    read: &mut OwnedReadHalf,
     carry: &mut Vec<u8>,
     run: &[u8],
     tally: &mut Tally,
-) -> io::Result<bool> {
+) -> Poll<io::Result<()>> {
     READ_CHUNK.with_borrow_mut(|chunk| {
         let kept = carry.len();
         if kept + READ_CHUNK_BYTES / 2 > chunk.len() {
@@ -147,14 +170,18 @@ fn read_and_count(
             chunk.resize((kept + READ_CHUNK_BYTES).min(MAX_FRAME_BYTES * 2), 0);
         }
         chunk[..kept].copy_from_slice(carry);
-        let read = match stream.try_read(&mut chunk[kept..]) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let (filled, carry_out) = (&chunk[..kept + read], carry);
-        absorb(filled, carry_out, run, tally).map(|()| true)
+        let mut buf = ReadBuf::new(&mut chunk[kept..]);
+        match Pin::new(read).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Poll::Ready(Ok(())) => {
+                let filled = kept + buf.filled().len();
+                Poll::Ready(absorb(&chunk[..filled], carry, run, tally))
+            }
+        }
     })
 }
 
@@ -168,14 +195,19 @@ fn absorb(bytes: &[u8], carry: &mut Vec<u8>, run: &[u8], tally: &mut Tally) -> i
 }
 
 async fn answer_pings(
-    stream: &TcpStream,
+    write: Option<&OwnedWriteHalf>,
     me: &Member,
     role: Role,
     tally: &mut Tally,
 ) -> io::Result<()> {
-    match role {
-        Role::Silent => {}
-        Role::Publisher => {
+    match (role, write) {
+        (Role::Silent, _) => {}
+        (Role::Live, Some(write)) => {
+            for ping in tally.pings.drain(..) {
+                write_whole(write, &client_frame(opcode::PONG, &ping)).await?;
+            }
+        }
+        (Role::Publisher | Role::Live, _) => {
             let mut pings = me.pings.lock().unwrap_or_else(PoisonError::into_inner);
             for ping in tally.pings.drain(..) {
                 if pings.len() < PENDING_PINGS {
@@ -183,20 +215,15 @@ async fn answer_pings(
                 }
             }
         }
-        Role::Live => {
-            for ping in tally.pings.drain(..) {
-                write_whole(stream, &client_frame(opcode::PONG, &ping)).await?;
-            }
-        }
     }
     Ok(())
 }
 
-/// Writes all of `bytes` on a stream whose only writer is the caller.
-pub async fn write_whole(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+/// Writes all of `bytes` on a socket whose only writer is the caller.
+pub async fn write_whole(write: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
+        write.writable().await?;
+        match write.try_write(bytes) {
             Ok(written) => bytes = &bytes[written..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
@@ -212,8 +239,14 @@ pub fn close_frame() -> Vec<u8> {
     client_frame(opcode::CLOSE, &payload)
 }
 
-/// Splits an upgraded raw socket into the shared stream and the bytes read past the upgrade.
-pub fn into_parts(socket: RawSocket) -> (Arc<TcpStream>, Vec<u8>) {
-    let leftover = socket.reader.pending().to_vec();
-    (Arc::new(socket.stream), leftover)
+impl From<RawSocket> for MemberSocket {
+    fn from(socket: RawSocket) -> Self {
+        let leftover = socket.reader.pending().to_vec();
+        let (read, write) = socket.stream.into_split();
+        Self {
+            read,
+            write: Some(write),
+            leftover,
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use roomcast_protocol::raw::{client_frame, opcode};
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -49,8 +49,8 @@ pub struct RoomTally {
 /// One publishing session.
 #[derive(Debug)]
 pub struct Publisher {
-    /// Its socket (its member task reads the same socket).
-    pub stream: Arc<TcpStream>,
+    /// Its socket's writing side (its member task reads the other).
+    pub stream: OwnedWriteHalf,
     /// Its own member, which hands it the pings to answer.
     pub member: Arc<Member>,
     /// Index of its room.
@@ -62,7 +62,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher for `room` on `stream`.
-    pub fn new(stream: Arc<TcpStream>, member: Arc<Member>, room: usize) -> Self {
+    pub fn new(stream: OwnedWriteHalf, member: Arc<Member>, room: usize) -> Self {
         Self {
             stream,
             member,

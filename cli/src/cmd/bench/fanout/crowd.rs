@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::super::connect_all;
-use super::super::member::{Member, Role, Shared, into_parts, receive};
+use super::super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::super::process::Meters;
 use super::super::publisher::{Driver, Pace, Publisher, RoomTally};
 use super::Shape;
@@ -125,26 +125,23 @@ impl Crowd {
                     published: 0,
                 });
             }
-            let (stream, leftover) = into_parts(socket);
+            let mut socket = MemberSocket::from(socket);
             let member = Arc::new(Member::default());
-            let role = if m < shape.publishers {
+            let write = if m < shape.publishers {
+                socket.write.take()
+            } else {
+                None
+            };
+            let role = if let Some(write) = write {
                 rooms[room].publishers.push(publishers.len());
-                publishers.push(Publisher::new(stream.clone(), member.clone(), room));
+                publishers.push(Publisher::new(write, member.clone(), room));
                 Role::Publisher
             } else {
                 Role::Live
             };
             rooms[room].members.push(member.clone());
             members.push(member.clone());
-            let task = receive(
-                stream,
-                leftover,
-                member,
-                shared.clone(),
-                i,
-                role,
-                stopped.clone(),
-            );
+            let task = receive(socket, member, shared.clone(), i, role, stopped.clone());
             tokio::spawn(task);
         }
         let mut driver = Driver::new(rooms, publishers, run, shape.size);
