@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::Args;
 use roomcast_protocol::CloseCode;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::fanout::Shape;
@@ -105,7 +105,8 @@ struct EvictResult {
     evictions: Evictions,
     /// Live members alone.
     without: Trial,
-    /// Live members while the silent ones join and are evicted.
+    /// Live members from the moment every silent client is connected until the last is owed
+    /// its eviction.
     with: Trial,
     /// `with` p99 over `without` p99, minus one (0.1 = 10% worse).
     p99_change: Option<f64>,
@@ -146,17 +147,24 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         "evict: live p99 {:.2}ms alone; opening {} silent clients",
         without.latency.p99_ms, args.silent
     ));
-    // The silent ones connect at the start of the second trial, and it lasts until the last
-    // of them is owed its eviction.
-    let opening_allowance =
-        Duration::from_secs_f64(args.silent as f64 / 2_000.0).max(Duration::from_secs(1));
-    let with_duration = opening_allowance + beat.give_up_after();
+    // The second trial publishes while the silent ones connect, and measures from the moment
+    // they all have until the last of them is owed its eviction.
     let silent_urls: Vec<_> = (0..args.silent)
         .map(|i| ctx.server.room_socket(&crowd.room_names[i % args.rooms]))
         .collect();
+    let (connected, all_connected) = oneshot::channel();
+    let all_connected = async {
+        // A failed haunt drops the sender; its error is reported below.
+        let _connected = all_connected.await;
+    };
     let (with, silent) = tokio::join!(
-        crowd.trial(Pace::Rate(args.rate), Duration::ZERO, with_duration),
-        haunt(silent_urls, args.concurrency.max(1), with_duration),
+        crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
+        haunt(
+            silent_urls,
+            args.concurrency.max(1),
+            beat.give_up_after(),
+            connected
+        ),
     );
     crowd.close();
     let silent = silent?;
@@ -190,10 +198,14 @@ struct Silent {
 }
 
 /// Opens the silent clients a handshake batch at a time (each batch's span bounds when its
-/// clients last spoke), lets them count what they receive without ever answering, and waits
-/// until all are closed or `within` has passed.
-async fn haunt(urls: Vec<url::Url>, batch: usize, within: Duration) -> Result<Vec<Silent>> {
-    let deadline = Instant::now() + within;
+/// clients last spoke), lets them count what they receive without ever answering, says when
+/// all are connected, and waits until all are closed or `within` has passed since.
+async fn haunt(
+    urls: Vec<url::Url>,
+    batch: usize,
+    within: Duration,
+    connected: oneshot::Sender<()>,
+) -> Result<Vec<Silent>> {
     let shared = Arc::new(Shared::default());
     let (stop, stopped) = watch::channel(false);
     let mut silent = Vec::with_capacity(urls.len());
@@ -216,6 +228,8 @@ async fn haunt(urls: Vec<url::Url>, batch: usize, within: Duration) -> Result<Ve
             silent.push(Silent { member, connected });
         }
     }
+    let _told = connected.send(());
+    let deadline = Instant::now() + within;
     crate::load::wait_until(deadline, || {
         silent
             .iter()

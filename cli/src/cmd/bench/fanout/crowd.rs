@@ -264,6 +264,17 @@ impl Crowd {
     /// Publishes at `pace` for `warmup` + `duration`, measuring the last `duration`; then
     /// waits (bounded) for every message in flight and counts what never arrived.
     pub async fn trial(&mut self, pace: Pace, warmup: Duration, duration: Duration) -> Trial {
+        self.trial_after(pace, tokio::time::sleep(warmup), duration)
+            .await
+    }
+
+    /// A trial that starts measuring when `warmed_up` completes (publishing from the start).
+    pub async fn trial_after(
+        &mut self,
+        pace: Pace,
+        warmed_up: impl std::future::Future<Output = ()>,
+        duration: Duration,
+    ) -> Trial {
         let (baseline, published_before) = (self.received(), self.published());
         let (ended_before, refused_before) = (self.ended(), self.refused());
         let backlogged_before = self.driver.backlogged;
@@ -277,7 +288,7 @@ impl Crowd {
                 .sum()
         };
         let timing = async {
-            tokio::time::sleep(warmup).await;
+            warmed_up.await;
             shared.measuring.store(true, Ordering::Relaxed);
             let (meters, start, delivered_start) =
                 (Meters::start(server_pid), Instant::now(), delivered_now());

@@ -59,7 +59,8 @@ pub async fn serve(mut stream: TcpStream, reference: Arc<Reference>) -> io::Resu
     stream.write_all(response.as_bytes()).await?;
     reference.stats.sessions.fetch_add(1, Ordering::Relaxed);
     if let Some(block) = &reference.firehose {
-        return firehose(stream, block, &reference).await;
+        // Boxed: its buffer would otherwise be part of every session's state.
+        return Box::pin(firehose(stream, block, &reference)).await;
     }
     let (mut payloads, mut ranges, mut batch) = (Vec::new(), Vec::new(), Vec::new());
     loop {
