@@ -186,7 +186,10 @@ impl Driver {
                     room_budget / publishers + u64::from((i as u64) < room_budget % publishers)
                 }
                 Pace::Rate(per_room) => {
-                    let due_total = (elapsed * per_room / publishers as f64) as u64;
+                    // Each publisher starts at its own phase of its period: in step, a
+                    // thousand publishers would send in bursts and measure the burst.
+                    let phase = p as f64 / self.publishers.len() as f64;
+                    let due_total = (elapsed * per_room / publishers as f64 + phase) as u64;
                     due_total.saturating_sub(self.publishers[p].counter - before[p])
                 }
             };
