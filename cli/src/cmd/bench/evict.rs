@@ -17,7 +17,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::fanout::Shape;
-use super::fanout::crowd::{Crowd, Trial};
+use super::fanout::crowd::Crowd;
+use super::fanout::trial::Trial;
 use super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::publisher::Pace;
 use super::{check_connections, connect_all};
@@ -40,8 +41,9 @@ pub struct EvictArgs {
     /// Rooms.
     #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 50)]
     pub rooms: usize,
-    /// Messages per second published in each room.
-    #[arg(long, env = "ROOMCAST_BENCH_RATE", default_value = "20", value_parser = units::parse_rate)]
+    /// Messages per second published in each room (a chat room's pace, so that what moves the
+    /// live members' latency is the eviction work, not the fan-out).
+    #[arg(long, env = "ROOMCAST_BENCH_RATE", default_value = "2", value_parser = units::parse_rate)]
     pub rate: f64,
     /// How long live latency is measured without the silent clients.
     #[arg(long, env = "ROOMCAST_BENCH_DURATION", default_value = "5s", value_parser = units::parse_duration)]

@@ -7,6 +7,7 @@
 //! under a bound, in a bounded number of trials on the same sessions.
 
 pub mod crowd;
+pub mod trial;
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use clap::Args;
 use reqwest::StatusCode;
 use serde::Serialize;
 
-use self::crowd::{Crowd, Trial};
+use self::crowd::Crowd;
+use self::trial::Trial;
 use super::check_connections;
 use super::publisher::Pace;
 use super::sample::MIN_SIZE_BYTES;
@@ -297,39 +299,13 @@ fn print<W: Write>(out: &mut W, result: &FanoutResult, json: bool) -> Result<()>
         result.sample_every
     )?;
     for trial in &result.trials {
-        writeln!(out, "  trial {}", trial_line(trial))?;
+        writeln!(out, "  trial {}", trial.line())?;
     }
-    writeln!(out, "  result {}", trial_line(&result.headline))?;
+    writeln!(out, "  result {}", result.headline.line())?;
     writeln!(out, "    latency {}", result.headline.latency.human())?;
     if let Some(light) = &result.light {
-        writeln!(out, "  light  {}", trial_line(light))?;
+        writeln!(out, "  light  {}", light.line())?;
         writeln!(out, "    latency {}", light.latency.human())?;
     }
     Ok(())
-}
-
-fn trial_line(trial: &Trial) -> String {
-    let pace = match (trial.window, trial.rate_per_room) {
-        (Some(window), _) => format!("window {window}"),
-        (_, Some(rate)) => format!("{rate:.0} msg/s per room"),
-        _ => "burst".to_owned(),
-    };
-    let verdict = match trial.passed {
-        Some(true) => " pass",
-        Some(false) => " FAIL",
-        None => "",
-    };
-    let cores = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2}"));
-    format!(
-        "{pace}: {:.0} deliveries/s, p50 {:.3}ms p99 {:.3}ms, published {}, lost {}, refused {}, closed {}; generator {} cores, server {} cores{verdict}",
-        trial.delivered_per_s,
-        trial.latency.p50_ms,
-        trial.latency.p99_ms,
-        trial.published,
-        trial.lost,
-        trial.refused,
-        trial.closed_by_server,
-        cores(trial.generator_cores),
-        cores(trial.server_cores),
-    )
 }

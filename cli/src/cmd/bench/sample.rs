@@ -46,6 +46,7 @@ pub fn tutorial_send(text: &str) -> Vec<u8> {
 
 /// The send time stamped at the end of a received message frame's payload, when it carries one
 /// of run `run`. Costs one byte comparison for an unstamped message.
+#[inline]
 pub fn sent_micros(payload: &[u8], run: &[u8]) -> Option<u64> {
     let end = payload.len().checked_sub(AFTER_TEXT.len())?;
     let start = end.checked_sub(STAMP_BYTES)?;

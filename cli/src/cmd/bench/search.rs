@@ -14,7 +14,8 @@ use clap::Args;
 use clap::builder::FalseyValueParser;
 
 use super::fanout::Shape;
-use super::fanout::crowd::{Crowd, Trial};
+use super::fanout::crowd::Crowd;
+use super::fanout::trial::Trial;
 use super::publisher::Pace;
 use crate::cmd::Ctx;
 use crate::exit::Usage;

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use roomcast_protocol::RoomName;
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -20,6 +19,7 @@ use super::super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::super::process::Meters;
 use super::super::publisher::{Driver, Pace, Publisher, RoomTally};
 use super::Shape;
+use super::trial::Trial;
 use crate::cmd::Ctx;
 use crate::load::latency::LatencySummary;
 use crate::load::wire::room_socket_as;
@@ -34,44 +34,6 @@ const BARRIER_ROUND: Duration = Duration::from_secs(1);
 
 /// Rounds of the join barrier before giving up: members that never receive are a broken server.
 const BARRIER_ROUNDS: usize = 20;
-
-/// What one trial measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct Trial {
-    /// `window`, `rate` or `burst`.
-    pub pace: &'static str,
-    /// Messages in flight per room (`window` trials).
-    pub window: Option<u64>,
-    /// Messages published per second per room (`rate` trials).
-    pub rate_per_room: Option<f64>,
-    /// Deliveries per second the rate asks for (rate x members, all rooms).
-    pub offered_per_s: Option<f64>,
-    /// Length of the measured window, seconds.
-    pub measured_s: f64,
-    /// Messages published during the whole trial (warm-up included).
-    pub published: u64,
-    /// Messages received by members during the measured window.
-    pub delivered: u64,
-    /// `delivered` per second.
-    pub delivered_per_s: f64,
-    /// Deliveries owed by the trial's publishes and never received after the drain.
-    pub lost: u64,
-    /// Refusals members received (`{"error":...}`).
-    pub refused: u64,
-    /// Members whose session ended during the trial (a slow-consumer close shows here).
-    pub closed_by_server: u64,
-    /// Publisher ticks skipped because the server was not reading (open loop only).
-    pub backlogged_ticks: u64,
-    /// From the publisher stamping a sampled message to a member's read returning it.
-    pub latency: LatencySummary,
-    /// Cores the load generator used during the measured window.
-    pub generator_cores: Option<f64>,
-    /// Cores the server used meanwhile (with `--server-pid`).
-    pub server_cores: Option<f64>,
-    /// The search's verdict on this trial (search only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub passed: Option<bool>,
-}
 
 /// Every session of a fanout bench.
 pub struct Crowd {
