@@ -1,33 +1,42 @@
-//! `roomcast bench fanout|connect|idle`: the figures `docs/BENCHMARKS.md` keeps: delivery
-//! throughput and latency, connection rate, and server memory per idle session.
+//! `roomcast bench fanout|connect|idle|evict|ceiling|reference`: the figures
+//! `docs/BENCHMARKS.md` keeps, and the minimal broadcaster they are measured against.
 //!
-//! The client side is built not to be the bottleneck: raw sockets with one buffered read per
-//! batch of frames, latency recorded per batch into sharded histograms, no per-message
-//! allocation on the receive path.
+//! The load generator is built not to set the ceiling: members count frames from their headers
+//! in large reads ([`count`], [`member`]), one task drives every publisher ([`publisher`]),
+//! latency comes from a sample of stamped messages ([`sample`]), and every figure carries the
+//! generator's own CPU beside it ([`process`]). `bench ceiling` against `bench reference
+//! --firehose` shows what the generator absorbs when the source costs next to nothing.
 
+mod ceiling;
 mod connect;
+mod count;
+mod evict;
 mod fanout;
 mod idle;
+mod member;
+mod process;
 mod publisher;
-mod receiver;
+mod reference;
+mod sample;
+mod search;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use tokio::time::Instant;
-use url::Url;
-
 use roomcast_protocol::RoomName;
+use roomcast_protocol::raw::{RawError, RawSocket};
+use tokio::net::TcpSocket;
+use tokio::time::Instant;
+use url::{Host, Url};
 
 use super::Ctx;
 use crate::exit::{Code, Usage};
 use crate::load::latency::histogram;
 use crate::load::stamp;
-use roomcast_protocol::raw::{RawError, RawSocket};
-
 use crate::load::wire;
 
 /// How long one connection may take to open.
@@ -36,6 +45,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most connections one bench process opens: under the 20,000 file descriptors `ulimit -n`
 /// allows here, with room for the process's own.
 pub const MAX_CONNECTIONS: usize = 19_000;
+
+/// Sessions opened from one loopback source address before the next is used (127.0.0.2,
+/// 127.0.0.3, ...): Linux's default ephemeral range (32768-60999) has 28,232 ports per source
+/// address, and an earlier run's sockets in TIME_WAIT may still hold many of them.
+pub const SESSIONS_PER_SOURCE_ADDRESS: usize = 10_000;
 
 /// Flags of `bench`.
 #[derive(Debug, Args)]
@@ -48,12 +62,18 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Delivery throughput and latency: publishers and M members in each of R rooms.
+    /// Delivery throughput and latency: R rooms of M members, P of them publishing.
     Fanout(fanout::FanoutArgs),
     /// Connection rate: open N sessions, C at a time.
     Connect(connect::ConnectArgs),
-    /// Server memory per idle session, from its RSS in /metrics.
+    /// Server memory per idle session (RSS from /metrics, or /proc with --server-pid).
     Idle(idle::IdleArgs),
+    /// Silent clients among live ones: all evicted in time, live latency unmoved.
+    Evict(evict::EvictArgs),
+    /// The load generator's own ceiling, against `bench reference --firehose`.
+    Ceiling(ceiling::CeilingArgs),
+    /// Serve the minimal reference broadcaster that roomcast is measured against.
+    Reference(reference::ReferenceArgs),
 }
 
 /// Runs one benchmark.
@@ -62,6 +82,9 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> Result<Code> {
         BenchCommand::Fanout(args) => fanout::run(ctx, args.try_into()?).await,
         BenchCommand::Connect(args) => connect::run(ctx, args.try_into()?).await,
         BenchCommand::Idle(args) => idle::run(ctx, args.try_into()?).await,
+        BenchCommand::Evict(args) => evict::run(ctx, args.try_into()?).await,
+        BenchCommand::Ceiling(args) => ceiling::run(ctx, args.try_into()?).await,
+        BenchCommand::Reference(args) => reference::run(ctx, args.try_into()?).await,
     }
 }
 
@@ -97,12 +120,7 @@ impl Population {
                 "--connections, --concurrency and --rooms must be at least 1",
             ));
         }
-        if self.connections > MAX_CONNECTIONS {
-            return Err(Usage::err(format!(
-                "more than {MAX_CONNECTIONS} connections per process would pass ulimit -n; run several"
-            )));
-        }
-        Ok(())
+        check_connections(self.connections)
     }
 
     /// Opens the sessions over fresh rooms named `{prefix}-{run}-{n}`; see [`connect_all`].
@@ -118,18 +136,30 @@ impl Population {
     }
 }
 
-/// Opens a raw socket to each URL, `concurrency` handshakes at a time, in order. Returns the
-/// sockets and the handshake times (µs).
+/// Refuses more connections than one process can hold.
+pub fn check_connections(connections: usize) -> Result<()> {
+    if connections > MAX_CONNECTIONS {
+        return Err(Usage::err(format!(
+            "{connections} connections is more than one process opens ({MAX_CONNECTIONS}, \
+             under ulimit -n); run several processes"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens a raw socket to each URL, `concurrency` handshakes at a time, in order, spreading
+/// source addresses over 127.0.0.0/8 past [`SESSIONS_PER_SOURCE_ADDRESS`] when the server is
+/// on loopback. Returns the sockets and the handshake times (µs).
 pub async fn connect_all(
     urls: Vec<Url>,
     concurrency: usize,
 ) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
     let mut handshakes = histogram();
     let mut sockets = Vec::with_capacity(urls.len());
-    let mut opening = futures_util::stream::iter(urls)
-        .map(|url| async move {
+    let mut opening = futures_util::stream::iter(urls.into_iter().enumerate())
+        .map(|(i, url)| async move {
             let started = Instant::now();
-            let socket = RawSocket::connect(&url, None, CONNECT_TIMEOUT).await;
+            let socket = open_from(&url, source_address(&url, i)).await;
             (socket, started.elapsed())
         })
         .buffered(concurrency.max(1));
@@ -144,6 +174,49 @@ pub async fn connect_all(
     Ok((sockets, handshakes))
 }
 
+/// The source address of the `i`th session: the kernel's choice for the first
+/// [`SESSIONS_PER_SOURCE_ADDRESS`], then 127.0.0.2, 127.0.0.3, ... for a loopback server.
+fn source_address(url: &Url, i: usize) -> Option<Ipv4Addr> {
+    let Some(Host::Ipv4(server)) = url.host() else {
+        return None;
+    };
+    let spread = u8::try_from(i / SESSIONS_PER_SOURCE_ADDRESS).ok()?;
+    (server.is_loopback() && spread > 0).then(|| Ipv4Addr::new(127, 0, 0, 1 + spread))
+}
+
+async fn open_from(url: &Url, source: Option<Ipv4Addr>) -> Result<RawSocket, RawError> {
+    let Some(source) = source else {
+        return RawSocket::connect(url, None, CONNECT_TIMEOUT).await;
+    };
+    let text = url.to_string();
+    let connect_error = |source| RawError::Connect {
+        url: text.clone(),
+        source,
+    };
+    let server = match url.host() {
+        Some(Host::Ipv4(ip)) => {
+            SocketAddr::new(IpAddr::V4(ip), url.port_or_known_default().unwrap_or(80))
+        }
+        _ => return RawSocket::connect(url, None, CONNECT_TIMEOUT).await,
+    };
+    let connecting = async {
+        let socket = TcpSocket::new_v4().map_err(connect_error)?;
+        socket
+            .bind(SocketAddr::new(IpAddr::V4(source), 0))
+            .map_err(connect_error)?;
+        let stream = socket.connect(server).await.map_err(connect_error)?;
+        RawSocket::upgrade(stream, url, None).await
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .unwrap_or_else(|_| {
+            Err(connect_error(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer in {CONNECT_TIMEOUT:?}"),
+            )))
+        })
+}
+
 /// Out of file descriptors is a setup problem with a known fix; say it.
 fn too_many_files(error: RawError) -> Result<RawError, anyhow::Error> {
     let descriptors_out = error
@@ -156,37 +229,4 @@ fn too_many_files(error: RawError) -> Result<RawError, anyhow::Error> {
     } else {
         Ok(error)
     }
-}
-
-/// CPU time this process has used (user + system), from `/proc/self/stat`; `None` off Linux.
-pub fn cpu_time() -> Option<Duration> {
-    /// Linux reports CPU time in clock ticks, 100 per second on every mainstream build.
-    const TICKS_PER_SECOND: u64 = 100;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis(
-        (user + system) * 1000 / TICKS_PER_SECOND,
-    ))
-}
-
-/// Cores busy on average between two CPU readings over `wall`.
-pub fn cores(before: Option<Duration>, after: Option<Duration>, wall: Duration) -> Option<f64> {
-    let used = after?.checked_sub(before?)?;
-    (!wall.is_zero()).then(|| (used.as_secs_f64() / wall.as_secs_f64() * 100.0).round() / 100.0)
-}
-
-/// Reads the server's metrics, with what to do when they are missing.
-pub async fn server_memory(ctx: &Ctx) -> Result<(f64, f64)> {
-    let sample = ctx
-        .api
-        .metrics()
-        .await
-        .context("reading the server's /metrics")?;
-    let rss = sample.resident_bytes.context(
-        "the server's /metrics has no roomcast_process_resident_memory_bytes (not Linux?)",
-    )?;
-    Ok((rss, sample.sessions_open.unwrap_or(0.0)))
 }

@@ -62,6 +62,13 @@ impl LatencyShards {
         }
     }
 
+    /// Forgets every latency recorded (between two trials on the same sessions).
+    pub fn clear(&self) {
+        for task in 0..self.shards.len() {
+            self.shard(task).reset();
+        }
+    }
+
     /// Every shard merged.
     pub fn merged(&self) -> Histogram<u64> {
         let mut all = histogram();

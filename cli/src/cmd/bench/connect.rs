@@ -8,7 +8,8 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{Population, cores, cpu_time};
+use super::Population;
+use super::process::Meters;
 use crate::cmd::{Ctx, json_line};
 use crate::exit::Code;
 use crate::load::latency::LatencySummary;
@@ -19,18 +20,21 @@ pub struct ConnectArgs {
     /// The sessions to open.
     #[command(flatten)]
     pub population: Population,
+    /// The server's PID, to report its CPU use beside the generator's.
+    #[arg(long, env = "ROOMCAST_BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// `bench connect`, validated.
 #[derive(Debug)]
-pub struct ConnectConfig(Population);
+pub struct ConnectConfig(ConnectArgs);
 
 impl TryFrom<ConnectArgs> for ConnectConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: ConnectArgs) -> Result<Self> {
         args.population.validate()?;
-        Ok(Self(args.population))
+        Ok(Self(args))
     }
 }
 
@@ -42,14 +46,19 @@ struct ConnectResult {
     elapsed_s: f64,
     connections_per_s: f64,
     handshake: LatencySummary,
-    client_cores: Option<f64>,
+    /// Cores the load generator used while connecting.
+    generator_cores: Option<f64>,
+    /// Cores the server used meanwhile (with `--server-pid`).
+    server_cores: Option<f64>,
 }
 
 /// Runs the connection-rate benchmark.
-pub async fn run(ctx: &Ctx, ConnectConfig(args): ConnectConfig) -> Result<Code> {
-    let (cpu_before, started) = (cpu_time(), Instant::now());
+pub async fn run(ctx: &Ctx, ConnectConfig(config): ConnectConfig) -> Result<Code> {
+    let args = &config.population;
+    let (meters, started) = (Meters::start(config.server_pid), Instant::now());
     let (sockets, handshakes) = args.open(ctx, "connect").await?;
     let elapsed = started.elapsed();
+    let (generator_cores, server_cores) = meters.read();
     let result = ConnectResult {
         kind: "connect",
         connections: sockets.len(),
@@ -57,7 +66,8 @@ pub async fn run(ctx: &Ctx, ConnectConfig(args): ConnectConfig) -> Result<Code> 
         elapsed_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         connections_per_s: (sockets.len() as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
         handshake: LatencySummary::of(&handshakes),
-        client_cores: cores(cpu_before, cpu_time(), elapsed),
+        generator_cores,
+        server_cores,
     };
     // Dropping closes without close frames; the server sees each end at once (EOF).
     drop(sockets);
@@ -76,8 +86,11 @@ fn print<W: Write>(out: &mut W, result: &ConnectResult, json: bool) -> Result<()
         result.connections, result.elapsed_s, result.concurrency, result.connections_per_s
     )?;
     writeln!(out, "  handshake {}", result.handshake.human())?;
-    if let Some(cores) = result.client_cores {
-        writeln!(out, "  this process used {cores:.2} cores")?;
+    if let Some(cores) = result.generator_cores {
+        writeln!(out, "  the load generator used {cores:.2} cores")?;
+    }
+    if let Some(cores) = result.server_cores {
+        writeln!(out, "  the server used {cores:.2} cores")?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
-//! `bench idle`: server memory per idle session. Reads the server's RSS from `/metrics`, opens
-//! N sessions that only answer pings, waits until the server counts them and its RSS settles,
-//! and divides the growth by N. Closing them afterwards shows how much comes back.
+//! `bench idle`: server memory per idle session. Reads the server's RSS (from `/metrics`, or
+//! from `/proc/<pid>/status` with `--server-pid`, which also serves a server without
+//! `/metrics` such as the reference broadcaster), opens N sessions that only answer pings, waits
+//! until the server counts them (when it has `/metrics`) and its RSS settles, and divides the
+//! growth by N. Closing them afterwards shows how much comes back.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -13,8 +14,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::receiver::{BenchShared, receive};
-use super::{Population, server_memory};
+use super::Population;
+use super::member::{Member, MemberSocket, Role, Shared, receive};
+use super::process::Process;
 use crate::cmd::{Ctx, json_line};
 use crate::exit::Code;
 use crate::units;
@@ -34,18 +36,21 @@ pub struct IdleArgs {
     /// The idle sessions to open.
     #[command(flatten)]
     pub population: Population,
+    /// The server's PID: read its RSS from /proc/<pid>/status instead of /metrics.
+    #[arg(long, env = "ROOMCAST_BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// `bench idle`, validated.
 #[derive(Debug)]
-pub struct IdleConfig(Population);
+pub struct IdleConfig(IdleArgs);
 
 impl TryFrom<IdleArgs> for IdleConfig {
     type Error = anyhow::Error;
 
     fn try_from(args: IdleArgs) -> Result<Self> {
         args.population.validate()?;
-        Ok(Self(args.population))
+        Ok(Self(args))
     }
 }
 
@@ -54,37 +59,88 @@ struct IdleResult {
     kind: &'static str,
     connections: usize,
     rooms: usize,
+    /// Where RSS was read: `metrics` or `proc`.
+    rss_source: &'static str,
     rss_before_bytes: f64,
     rss_open_bytes: f64,
     per_session_bytes: f64,
     rss_after_close_bytes: Option<f64>,
 }
 
+/// Where the server's memory and session count come from.
+struct Gauges<'a> {
+    ctx: &'a Ctx,
+    pid: Option<u32>,
+    has_metrics: bool,
+}
+
+impl Gauges<'_> {
+    /// RSS, and the open-session count when the server has `/metrics`.
+    async fn read(&self) -> Result<(f64, Option<f64>)> {
+        let sample = if self.has_metrics {
+            Some(self.ctx.api.metrics().await?)
+        } else {
+            None
+        };
+        let open = sample.and_then(|s| s.sessions_open);
+        let rss = match self.pid {
+            Some(pid) => Process::Pid(pid).resident_bytes(),
+            None => sample.and_then(|s| s.resident_bytes),
+        };
+        match rss {
+            Some(rss) => Ok((rss, open)),
+            None => bail!(
+                "no server RSS: its /metrics has no roomcast_process_resident_memory_bytes and \
+                 no readable /proc/<pid>/status was given (--server-pid)"
+            ),
+        }
+    }
+}
+
 /// Runs the memory-per-session benchmark.
-pub async fn run(ctx: &Ctx, IdleConfig(args): IdleConfig) -> Result<Code> {
-    let (rss_before, sessions_before) = quiet_server(ctx).await?;
+pub async fn run(ctx: &Ctx, IdleConfig(config): IdleConfig) -> Result<Code> {
+    let has_metrics = match ctx.api.metrics().await {
+        Ok(_) => true,
+        Err(_) if config.server_pid.is_some() => false,
+        Err(e) => return Err(e.context("reading the server's /metrics (or pass --server-pid)")),
+    };
+    let gauges = Gauges {
+        ctx,
+        pid: config.server_pid,
+        has_metrics,
+    };
+    let args = &config.population;
+    let (rss_before, sessions_before) = quiet_server(&gauges).await?;
     let (sockets, _) = args.open(ctx, "idle").await?;
-    let shared = Arc::new(BenchShared::default());
+    let shared = Arc::new(Shared::default());
     let (stop, stopped) = watch::channel(false);
     for (task_no, socket) in sockets.into_iter().enumerate() {
-        let counter = Arc::new(AtomicU64::new(0));
-        tokio::spawn(receive(
+        let socket = MemberSocket::from(socket);
+        let member = Arc::new(Member::default());
+        let task = receive(
             socket,
-            counter,
+            member,
             shared.clone(),
             task_no,
+            Role::Live,
             stopped.clone(),
-        ));
+        );
+        tokio::spawn(task);
     }
-    let expected = sessions_before + args.connections as f64;
-    if !sessions_reach(ctx, |open| open >= expected).await? {
-        bail!("the server never counted {expected} open sessions within {COUNT_WITHIN:?}");
+    if let Some(before) = sessions_before {
+        let expected = before + args.connections as f64;
+        if !sessions_reach(&gauges, |open| open >= expected).await? {
+            bail!("the server never counted {expected} open sessions within {COUNT_WITHIN:?}");
+        }
     }
-    let rss_open = settled_rss(ctx).await?;
+    let rss_open = settled_rss(&gauges).await?;
     let _stopped = stop.send(true);
-    let closed = sessions_reach(ctx, |open| open <= sessions_before).await?;
+    let closed = match sessions_before {
+        Some(before) => sessions_reach(&gauges, |open| open <= before).await?,
+        None => true,
+    };
     let rss_after_close = if closed {
-        Some(settled_rss(ctx).await?)
+        Some(settled_rss(&gauges).await?)
     } else {
         None
     };
@@ -92,6 +148,11 @@ pub async fn run(ctx: &Ctx, IdleConfig(args): IdleConfig) -> Result<Code> {
         kind: "idle",
         connections: args.connections,
         rooms: args.rooms,
+        rss_source: if config.server_pid.is_some() {
+            "proc"
+        } else {
+            "metrics"
+        },
         rss_before_bytes: rss_before,
         rss_open_bytes: rss_open,
         per_session_bytes: ((rss_open - rss_before) / args.connections as f64).round(),
@@ -101,27 +162,30 @@ pub async fn run(ctx: &Ctx, IdleConfig(args): IdleConfig) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-/// Waits until the server's session count stops moving (sessions of an earlier run may still
-/// be closing), then returns its RSS and that count.
-async fn quiet_server(ctx: &Ctx) -> Result<(f64, f64)> {
-    let (_, mut last) = server_memory(ctx).await?;
+/// Waits until the server's session count (or, without one, its RSS) stops moving: sessions
+/// of an earlier run may still be closing. Returns its RSS and session count.
+async fn quiet_server(gauges: &Gauges<'_>) -> Result<(f64, Option<f64>)> {
+    let (mut last_rss, mut last) = gauges.read().await?;
     for _ in 0..SETTLE_READINGS {
         tokio::time::sleep(SETTLE_STEP).await;
-        let (rss, open) = server_memory(ctx).await?;
-        if open == last {
+        let (rss, open) = gauges.read().await?;
+        let still = match open {
+            Some(open) => Some(open) == last,
+            None => (rss - last_rss).abs() <= last_rss * 0.01,
+        };
+        if still {
             return Ok((rss, open));
         }
-        last = open;
+        (last_rss, last) = (rss, open);
     }
-    bail!("the server's session count kept changing; run the idle bench on a quiet server")
+    bail!("the server's sessions or memory kept changing; run the idle bench on a quiet server")
 }
 
-/// Polls `/metrics` until the open-session gauge satisfies `done`, bounded by [`COUNT_WITHIN`].
-async fn sessions_reach(ctx: &Ctx, done: impl Fn(f64) -> bool) -> Result<bool> {
+/// Polls the open-session gauge until it satisfies `done`, bounded by [`COUNT_WITHIN`].
+async fn sessions_reach(gauges: &Gauges<'_>, done: impl Fn(f64) -> bool) -> Result<bool> {
     let deadline = Instant::now() + COUNT_WITHIN;
     while Instant::now() < deadline {
-        let (_, open) = server_memory(ctx).await?;
-        if done(open) {
+        if gauges.read().await?.1.is_some_and(&done) {
             return Ok(true);
         }
         tokio::time::sleep(SETTLE_STEP).await;
@@ -130,11 +194,11 @@ async fn sessions_reach(ctx: &Ctx, done: impl Fn(f64) -> bool) -> Result<bool> {
 }
 
 /// Reads RSS until two readings in a row agree within 1% (or the readings run out).
-async fn settled_rss(ctx: &Ctx) -> Result<f64> {
-    let (mut last, _) = server_memory(ctx).await?;
+async fn settled_rss(gauges: &Gauges<'_>) -> Result<f64> {
+    let (mut last, _) = gauges.read().await?;
     for _ in 0..SETTLE_READINGS {
         tokio::time::sleep(SETTLE_STEP).await;
-        let (now, _) = server_memory(ctx).await?;
+        let (now, _) = gauges.read().await?;
         if (now - last).abs() <= last * 0.01 {
             return Ok(now);
         }
@@ -150,9 +214,10 @@ fn print<W: Write>(out: &mut W, result: &IdleResult, json: bool) -> Result<()> {
     }
     writeln!(
         out,
-        "idle: {} sessions in {} rooms: server RSS {} -> {}: {} per session",
+        "idle: {} sessions in {} rooms: server RSS ({}) {} -> {}: {} per session",
         result.connections,
         result.rooms,
+        result.rss_source,
         units::show_bytes(result.rss_before_bytes),
         units::show_bytes(result.rss_open_bytes),
         units::show_bytes(result.per_session_bytes)

@@ -1,0 +1,321 @@
+//! `bench evict`: eviction at scale. Live members in R rooms receive a steady rate; their
+//! latency is measured first alone, then while as many silent clients join the same rooms.
+//! The silent ones read but never answer a ping (nor send anything), so the heartbeat owes
+//! each an eviction between `ping-timeout` and `ping-interval + ping-timeout` (+ slack) after
+//! it connected. The figures: how many were evicted in that window, and how much the live
+//! members' p99 moved meanwhile.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use roomcast_protocol::CloseCode;
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::fanout::Shape;
+use super::fanout::crowd::Crowd;
+use super::fanout::trial::Trial;
+use super::member::{Member, MemberSocket, Role, Shared, receive};
+use super::publisher::Pace;
+use super::{check_connections, connect_all};
+use crate::cmd::{Ctx, json_line};
+use crate::exit::{Code, Usage};
+use crate::load::eviction::{Expect, Heartbeat, HeartbeatFlags};
+use crate::load::ghost::Mode;
+use crate::load::latency::{LatencySummary, histogram};
+use crate::units;
+
+/// Flags of `bench evict`.
+#[derive(Debug, Args)]
+pub struct EvictArgs {
+    /// Live members (answering pings), spread over --rooms; one per room publishes.
+    #[arg(long, env = "ROOMCAST_BENCH_LIVE", default_value_t = 5000)]
+    pub live: usize,
+    /// Silent clients that join the same rooms and never answer a ping.
+    #[arg(long, env = "ROOMCAST_BENCH_SILENT", default_value_t = 5000)]
+    pub silent: usize,
+    /// Rooms.
+    #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 50)]
+    pub rooms: usize,
+    /// Messages per second published in each room (a chat room's pace, so that what moves the
+    /// live members' latency is the eviction work, not the fan-out).
+    #[arg(long, env = "ROOMCAST_BENCH_RATE", default_value = "2", value_parser = units::parse_rate)]
+    pub rate: f64,
+    /// How long live latency is measured without the silent clients.
+    #[arg(long, env = "ROOMCAST_BENCH_DURATION", default_value = "5s", value_parser = units::parse_duration)]
+    pub duration: Duration,
+    /// Handshakes in flight while connecting.
+    #[arg(long, env = "ROOMCAST_BENCH_CONCURRENCY", default_value_t = 256)]
+    pub concurrency: usize,
+    /// Tolerance for evictions past interval + timeout [default: 20% of that, 500ms to 5s].
+    #[arg(long, env = "ROOMCAST_BENCH_SLACK", value_parser = units::parse_duration)]
+    pub slack: Option<Duration>,
+    /// The server's PID, to report its CPU use beside the generator's.
+    #[arg(long, env = "ROOMCAST_BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
+}
+
+/// `bench evict`, validated.
+#[derive(Debug)]
+pub struct EvictConfig(EvictArgs);
+
+impl TryFrom<EvictArgs> for EvictConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(args: EvictArgs) -> Result<Self> {
+        if args.rooms == 0 || args.live < args.rooms || args.silent == 0 {
+            return Err(Usage::err(
+                "--rooms and --silent must be at least 1, with at least one live member per room",
+            ));
+        }
+        check_connections(args.live + args.silent)?;
+        Ok(Self(args))
+    }
+}
+
+/// How the silent clients ended.
+#[derive(Debug, Default, Serialize)]
+struct Evictions {
+    in_time: usize,
+    early: usize,
+    late: usize,
+    /// Closed with another code than the heartbeat's.
+    wrong_code: usize,
+    /// Their socket ended without a close frame.
+    dropped: usize,
+    not_evicted: usize,
+    /// Time from connecting to the close, for the evicted ones.
+    after: LatencySummary,
+}
+
+#[derive(Debug, Serialize)]
+struct EvictResult {
+    kind: &'static str,
+    live: usize,
+    silent: usize,
+    rooms: usize,
+    rate_per_room: f64,
+    ping_interval_ms: f64,
+    ping_timeout_ms: f64,
+    /// The window an eviction must fall in, from connecting: [min, max].
+    bound_min_ms: f64,
+    bound_max_ms: f64,
+    evictions: Evictions,
+    /// Live members alone.
+    without: Trial,
+    /// Live members from the moment every silent client is connected until the last is owed
+    /// its eviction.
+    with: Trial,
+    /// `with` p99 over `without` p99, minus one (0.1 = 10% worse).
+    p99_change: Option<f64>,
+}
+
+/// Runs the eviction benchmark.
+pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
+    let flags = HeartbeatFlags {
+        slack: args.slack,
+        ..HeartbeatFlags::default()
+    };
+    let (beat, _) = Heartbeat::learn(&ctx.api, flags).await?;
+    let (min, max) = match beat.expectation(Mode::Nopong) {
+        Expect::Evict { min, max, .. } => (min, max),
+        Expect::Survive | Expect::Either => (beat.timeout, beat.upper()),
+    };
+    let shape = Shape {
+        rooms: args.rooms,
+        members: args.live / args.rooms,
+        publishers: 1,
+        size: 64,
+        sample_every: 1,
+        tick: Duration::from_millis(1),
+        concurrency: args.concurrency.max(1),
+        server_pid: args.server_pid,
+    };
+    ctx.status(format!(
+        "evict: connecting {} live members in {} rooms",
+        shape.rooms * shape.members,
+        shape.rooms
+    ));
+    let mut crowd = Crowd::connect(ctx, &shape).await?;
+    let warmup = Duration::from_secs(1);
+    let without = crowd
+        .trial(Pace::Rate(args.rate), warmup, args.duration)
+        .await;
+    ctx.status(format!(
+        "evict: live p99 {:.2}ms alone; opening {} silent clients",
+        without.latency.p99_ms, args.silent
+    ));
+    // The second trial publishes while the silent ones connect, and measures from the moment
+    // they all have until the last of them is owed its eviction.
+    let silent_urls: Vec<_> = (0..args.silent)
+        .map(|i| ctx.server.room_socket(&crowd.room_names[i % args.rooms]))
+        .collect();
+    let (connected, all_connected) = oneshot::channel();
+    let all_connected = async {
+        // A failed haunt drops the sender; its error is reported below.
+        let _connected = all_connected.await;
+    };
+    let (with, silent) = tokio::join!(
+        crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
+        haunt(
+            silent_urls,
+            args.concurrency.max(1),
+            beat.give_up_after(),
+            connected
+        ),
+    );
+    crowd.close();
+    let silent = silent?;
+    let evictions = judge(&silent, min, max);
+    let failed = evictions.in_time < args.silent || with.lost > 0 || without.lost > 0;
+    let p99_change = (without.latency.p99_ms > 0.0)
+        .then(|| ((with.latency.p99_ms / without.latency.p99_ms - 1.0) * 1000.0).round() / 1000.0);
+    let result = EvictResult {
+        kind: "evict",
+        live: shape.rooms * shape.members,
+        silent: args.silent,
+        rooms: args.rooms,
+        rate_per_room: args.rate,
+        ping_interval_ms: units::millis(beat.interval),
+        ping_timeout_ms: units::millis(beat.timeout),
+        bound_min_ms: units::millis(min),
+        bound_max_ms: units::millis(max),
+        evictions,
+        without,
+        with,
+        p99_change,
+    };
+    print(&mut std::io::stdout().lock(), &result, ctx.json)?;
+    Ok(if failed { Code::Failed } else { Code::Ok })
+}
+
+/// One silent client: its member and the span in which it connected.
+struct Silent {
+    member: Arc<Member>,
+    connected: (Instant, Instant),
+}
+
+/// Opens the silent clients a handshake batch at a time (each batch's span bounds when its
+/// clients last spoke), lets them count what they receive without ever answering, says when
+/// all are connected, and waits until all are closed or `within` has passed since.
+async fn haunt(
+    urls: Vec<url::Url>,
+    batch: usize,
+    within: Duration,
+    connected: oneshot::Sender<()>,
+) -> Result<Vec<Silent>> {
+    let shared = Arc::new(Shared::default());
+    let (stop, stopped) = watch::channel(false);
+    let mut silent = Vec::with_capacity(urls.len());
+    for chunk in urls.chunks(batch) {
+        let started = Instant::now();
+        let (sockets, _) = connect_all(chunk.to_vec(), batch).await?;
+        let connected = (started, Instant::now());
+        for socket in sockets {
+            let socket = MemberSocket::from(socket);
+            let member = Arc::new(Member::default());
+            let task_no = silent.len();
+            tokio::spawn(receive(
+                socket,
+                member.clone(),
+                shared.clone(),
+                task_no,
+                Role::Silent,
+                stopped.clone(),
+            ));
+            silent.push(Silent { member, connected });
+        }
+    }
+    let _told = connected.send(());
+    let deadline = Instant::now() + within;
+    crate::load::wait_until(deadline, || {
+        silent
+            .iter()
+            .all(|s| s.member.ended.load(std::sync::atomic::Ordering::Relaxed))
+    })
+    .await;
+    let _stopped = stop.send(true);
+    Ok(silent)
+}
+
+/// Sorts each silent client by how it ended, against the window `[min, max]` after connecting.
+fn judge(silent: &[Silent], min: Duration, max: Duration) -> Evictions {
+    let timeout_code = CloseCode::HeartbeatTimeout.as_u16();
+    let mut evictions = Evictions::default();
+    let mut after = histogram();
+    for client in silent {
+        let (first, last) = client.connected;
+        match client.member.close() {
+            Some((code, at)) if code == timeout_code => {
+                // Benefit of the doubt both ways: the batch's span bounds its last word.
+                let (shortest, longest) = (at - last, at - first);
+                after.saturating_record(
+                    u64::try_from(shortest.as_micros())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                );
+                if longest < min {
+                    evictions.early += 1;
+                } else if shortest > max {
+                    evictions.late += 1;
+                } else {
+                    evictions.in_time += 1;
+                }
+            }
+            Some(_) => evictions.wrong_code += 1,
+            None if client
+                .member
+                .ended
+                .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                evictions.dropped += 1
+            }
+            None => evictions.not_evicted += 1,
+        }
+    }
+    evictions.after = LatencySummary::of(&after);
+    evictions
+}
+
+fn print<W: Write>(out: &mut W, result: &EvictResult, json: bool) -> Result<()> {
+    if json {
+        json_line(out, result)?;
+        return Ok(());
+    }
+    let e = &result.evictions;
+    writeln!(
+        out,
+        "evict: {} silent among {} live in {} rooms ({} msg/s each); heartbeat {} + {}",
+        result.silent,
+        result.live,
+        result.rooms,
+        result.rate_per_room,
+        units::show(Duration::from_secs_f64(result.ping_interval_ms / 1e3)),
+        units::show(Duration::from_secs_f64(result.ping_timeout_ms / 1e3)),
+    )?;
+    writeln!(
+        out,
+        "  silent: {} evicted in time, {} early, {} late, {} other close, {} dropped, {} never; after connecting {}",
+        e.in_time,
+        e.early,
+        e.late,
+        e.wrong_code,
+        e.dropped,
+        e.not_evicted,
+        e.after.human()
+    )?;
+    writeln!(
+        out,
+        "  live alone:        {}",
+        result.without.latency.human()
+    )?;
+    writeln!(out, "  live with silent:  {}", result.with.latency.human())?;
+    if let Some(change) = result.p99_change {
+        writeln!(out, "  p99 change: {:+.1}%", change * 100.0)?;
+    }
+    Ok(())
+}
