@@ -18,6 +18,8 @@
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `api_error` (the one shape of HTTP errors).
 //! - `metrics`: per-instance Prometheus registry.
+//! - `relay`: where publishes go: this node (`Local`) or Redis (`relay/redis*`: connections,
+//!   Lua scripts, subscriber, publish writer, presence and heartbeat, sharding, key layout).
 
 pub mod config;
 pub mod metrics;
@@ -33,6 +35,7 @@ mod idempotency;
 mod outbox;
 mod publish;
 mod registry;
+mod relay;
 mod room;
 mod routes;
 mod serve;
@@ -60,7 +63,13 @@ pub use state::AppState;
 /// they have ended or `config.shutdown_grace` has passed, whichever comes first. HTTP keeps
 /// being served while draining, so probes and publishers get clear answers.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
-    let state = AppState::new(config);
+    let state = match AppState::try_new(config) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("{e}");
+            return;
+        }
+    };
     let stop_serving = CancellationToken::new();
     let serving = tokio::spawn(serve::serve(
         listener,
@@ -88,12 +97,22 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             "sessions still open after --shutdown-grace; exiting anyway"
         );
     }
+    // Sessions have left their rooms: the relay tells Redis before it stops.
+    state.relay.stop().await;
     stop_serving.cancel();
     match tokio::time::timeout_at(deadline, serving).await {
         Ok(Ok(())) => info!("shutdown complete"),
         Ok(Err(e)) => warn!(error = %e, "the accept loop panicked"),
         Err(_) => warn!("HTTP requests still in flight after --shutdown-grace; exiting anyway"),
     }
+}
+
+/// Refuses a configuration that cannot work, naming the flag (the binary exits with 2).
+pub fn check_config(config: &Config) -> Result<(), String> {
+    if config.redis_url.is_empty() {
+        return Ok(());
+    }
+    relay::redis::clients(config).map(|_| ())
 }
 
 /// Shortest and longest pause between janitor sweeps: a quarter of `--room-ttl` within these,

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use roomcast_server::{Config, run};
+use roomcast_server::{Config, check_config, run};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
@@ -27,6 +27,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(message) = check_config(&config) {
+        error!("{message}");
+        return ExitCode::from(2);
+    }
     let port = match config.resolved_port() {
         Ok(port) => port,
         Err(message) => {

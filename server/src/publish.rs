@@ -36,7 +36,10 @@ pub(crate) async fn send_test_get(
     headers: HeaderMap,
     Query(request): Query<PublishRequest>,
 ) -> Response {
-    let result = authorize(&state, &headers, peer).and_then(|()| publish(&state, &room, request));
+    let result = match authorize(&state, &headers, peer) {
+        Ok(()) => publish(&state, &room, request).await,
+        Err(e) => Err(e),
+    };
     respond(&state, result)
 }
 
@@ -49,9 +52,10 @@ pub(crate) async fn post_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = authorize(&state, &headers, peer)
-        .and_then(|()| read_body(&headers, body))
-        .and_then(|request| publish(&state, &room, request));
+    let result = match authorize(&state, &headers, peer).and_then(|()| read_body(&headers, body)) {
+        Ok(request) => publish(&state, &room, request).await,
+        Err(e) => Err(e),
+    };
     respond(&state, result)
 }
 
@@ -121,7 +125,7 @@ pub(crate) async fn broadcast(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = authorize(&state, &headers, peer).and_then(|()| {
+    let checked = authorize(&state, &headers, peer).and_then(|()| {
         let body = body.map_err(|e| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -149,25 +153,29 @@ pub(crate) async fn broadcast(
                 ApiError::bad_request(ErrorCode::InvalidRoom, format!("{room:?}: {e}"))
             })?;
         }
-        let results = request
-            .rooms
-            .iter()
-            .map(|room| {
-                let single = PublishRequest {
-                    message: request.message.clone(),
-                    user: request.user.clone(),
-                    idempotency_key: None,
-                };
-                publish(&state, room, single)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Broadcast { results })
+        Ok(request)
     });
+    let result = match checked {
+        // Every publish is queued before any is awaited, so with Redis they share round trips.
+        Ok(request) => futures_util::future::join_all(request.rooms.iter().map(|room| {
+            let single = PublishRequest {
+                message: request.message.clone(),
+                user: request.user.clone(),
+                idempotency_key: None,
+            };
+            publish(&state, room, single)
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|results| Broadcast { results }),
+        Err(e) => Err(e),
+    };
     respond(&state, result)
 }
 
 /// Validates and publishes one message (deduplicated by `idempotency_key` when present).
-pub(crate) fn publish(
+pub(crate) async fn publish(
     state: &AppState,
     room: &str,
     request: PublishRequest,
@@ -196,6 +204,16 @@ pub(crate) fn publish(
     if !state.is_accepting() {
         return Err(ApiError::unavailable("the server is shutting down"));
     }
+    if state.relay.is_relayed() {
+        return publish_relayed(
+            state,
+            &room,
+            &user,
+            &message,
+            request.idempotency_key.as_deref(),
+        )
+        .await;
+    }
     let publish_now = || {
         let delivery = state
             .rooms
@@ -221,6 +239,38 @@ pub(crate) fn publish(
             .idempotency
             .get_or_publish(&room, key, Instant::now(), publish_now),
     }
+}
+
+/// Publishes through the relay: Redis numbers it and remembers its idempotency key for every
+/// node (a retry that lands on another node is answered the same).
+async fn publish_relayed(
+    state: &AppState,
+    room: &RoomName,
+    user: &UserName,
+    message: &str,
+    idempotency_key: Option<&str>,
+) -> Result<PublishReceipt, ApiError> {
+    if let Some(key) = idempotency_key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidFrame,
+            format!("idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+        ));
+    }
+    let delivery = state
+        .relay
+        .publish(&state.rooms, room, user, message, idempotency_key)
+        .wait()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    state.metrics.record_http_publish_accepted();
+    Ok(PublishReceipt {
+        room: room.clone(),
+        seq: delivery.seq,
+        epoch: delivery.epoch.to_string(),
+        delivered: delivery.delivered,
+    })
 }
 
 /// Turns a publish outcome into a response, counting it by status.

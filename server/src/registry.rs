@@ -10,6 +10,7 @@ use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, UserName};
 
 use crate::config::is_latest_on_join;
 use crate::metrics::Metrics;
+use crate::relay::Notices;
 use crate::room::{Delivery, HistoryLimits, Member, Room, RoomStats};
 
 /// A cheap, cloneable handle to the registry.
@@ -26,6 +27,7 @@ struct Shared {
     room_ttl: Duration,
     max_rooms: usize,
     latest_on_join: Vec<String>,
+    relay: RelayHooks,
     metrics: Arc<Metrics>,
 }
 
@@ -52,6 +54,18 @@ pub(crate) struct RoomSettings {
     pub(crate) room_ttl: Duration,
     pub(crate) max_rooms: usize,
     pub(crate) latest_on_join: Vec<String>,
+    /// How rooms relate to a relay (`--redis-url`); `default()` for a node alone.
+    pub(crate) relay: RelayHooks,
+}
+
+/// What the registry does for a relay: number rooms there, and tell it who joined and left.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RelayHooks {
+    /// Rooms are numbered by the relay (see [`Room::deliver`]).
+    pub(crate) relayed: bool,
+    /// Told of every join and leave, so the relay subscribes while a room has local members
+    /// and keeps presence on every node current.
+    pub(crate) notices: Option<Notices>,
 }
 
 impl Registry {
@@ -63,6 +77,7 @@ impl Registry {
                 room_ttl: settings.room_ttl,
                 max_rooms: settings.max_rooms,
                 latest_on_join: settings.latest_on_join,
+                relay: settings.relay,
                 metrics,
             }),
         }
@@ -91,6 +106,7 @@ impl Registry {
             name.clone(),
             &self.shared.history,
             latest,
+            self.shared.relay.relayed,
             self.shared.metrics.clone(),
         ));
         rooms.insert(name.clone(), room.clone());
@@ -112,14 +128,19 @@ impl Registry {
         reference: Option<&Ref>,
     ) -> Result<Membership, RoomsFull> {
         let mut member = member;
+        let user = member.user.clone();
         loop {
             let room = self.get_or_create(name)?;
             match room.try_join(member, since, reference.cloned()) {
                 Ok(key) => {
+                    if let Some(notices) = &self.shared.relay.notices {
+                        notices.joined(name, &user);
+                    }
                     return Ok(Membership {
                         rooms: self.clone(),
                         room,
                         key,
+                        user,
                         reason: LeaveReason::Closed,
                     });
                 }
@@ -171,6 +192,16 @@ impl Registry {
         self.shared.metrics.set_rooms(rooms.len());
     }
 
+    /// The room named `name`, created when missing (a relay preparing a join loads it first).
+    pub(crate) fn get_or_create_room(&self, name: &RoomName) -> Result<Arc<Room>, RoomsFull> {
+        self.get_or_create(name)
+    }
+
+    /// Every room that exists now.
+    pub(crate) fn all(&self) -> Vec<Arc<Room>> {
+        self.by_name().values().cloned().collect()
+    }
+
     /// Every room's numbers, sorted by name.
     pub(crate) fn snapshot(&self) -> Vec<RoomStats> {
         let rooms: Vec<Arc<Room>> = self.by_name().values().cloned().collect();
@@ -197,6 +228,7 @@ pub(crate) struct Membership {
     rooms: Registry,
     room: Arc<Room>,
     key: usize,
+    user: UserName,
     reason: LeaveReason,
 }
 
@@ -215,6 +247,9 @@ impl Drop for Membership {
     fn drop(&mut self) {
         if self.room.leave(self.key, self.reason) {
             self.rooms.release_if_empty(&self.room);
+        }
+        if let Some(notices) = &self.rooms.shared.relay.notices {
+            notices.left(&self.room.name, &self.user, self.reason);
         }
     }
 }

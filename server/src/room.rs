@@ -17,6 +17,10 @@ use crate::history::{History, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 
+mod relayed;
+
+pub(crate) use self::relayed::{Delivered, Snapshot};
+
 /// A session's entry in a room.
 #[derive(Debug)]
 pub(crate) struct Member {
@@ -59,6 +63,9 @@ pub(crate) struct RoomStats {
 pub(crate) struct Room {
     pub(crate) name: RoomName,
     latest_on_join: bool,
+    /// Numbered by the relay (`--redis-url`): seq, epoch, history and presence mirror Redis,
+    /// and presence events come from the relay rather than from local joins and leaves.
+    relayed: bool,
     metrics: Arc<Metrics>,
     state: Mutex<RoomState>,
 }
@@ -74,6 +81,10 @@ struct RoomState {
     history: History,
     retired: bool,
     empty_since: Option<Instant>,
+    /// Relayed rooms: users present on any node, as the relay last said.
+    cluster_users: std::collections::BTreeSet<UserName>,
+    /// Relayed rooms: whether seq, epoch and history were loaded from the relay yet.
+    loaded: bool,
 }
 
 impl Room {
@@ -81,12 +92,14 @@ impl Room {
         name: RoomName,
         history: &HistoryLimits,
         latest_on_join: bool,
+        relayed: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
         let epoch: Arc<str> = format!("{:016x}", fastrand::u64(..)).into();
         Self {
             name,
             latest_on_join,
+            relayed,
             metrics,
             state: Mutex::new(RoomState {
                 members: Slab::new(),
@@ -97,6 +110,8 @@ impl Room {
                 history: History::new(history.entries, history.bytes),
                 retired: false,
                 empty_since: None,
+                cluster_users: std::collections::BTreeSet::new(),
+                loaded: false,
             }),
         }
     }
@@ -136,7 +151,7 @@ impl Room {
                 .replay(since, &state.epoch, state.seq, self.latest_on_join);
         let mut fan_out = FanOut::default();
         if member.protocol == Protocol::Typed {
-            let members = state.user_list_with(&member.user);
+            let members = state.user_list_with(&member.user, self.relayed);
             let joined = ServerFrame::Joined {
                 room: self.name.clone(),
                 epoch: state.epoch.to_string(),
@@ -157,7 +172,7 @@ impl Room {
 
         let sessions_of_user = state.presence.entry(member.user.clone()).or_insert(0);
         *sessions_of_user += 1;
-        if *sessions_of_user == 1 && state.typed_members > 0 {
+        if *sessions_of_user == 1 && state.typed_members > 0 && !self.relayed {
             let event = frames::typed(&ServerFrame::Join {
                 room: self.name.clone(),
                 user: member.user.clone(),
@@ -222,7 +237,7 @@ impl Room {
         };
         if last_session_of_user {
             state.presence.remove(&member.user);
-            if state.typed_members > 0 {
+            if state.typed_members > 0 && !self.relayed {
                 let event = frames::typed(&ServerFrame::Leave {
                     room: self.name.clone(),
                     user: member.user,
@@ -259,7 +274,11 @@ impl Room {
         RoomStats {
             name: self.name.clone(),
             sessions: state.members.len(),
-            users: state.presence.keys().cloned().collect(),
+            users: if self.relayed {
+                state.cluster_users.iter().cloned().collect()
+            } else {
+                state.presence.keys().cloned().collect()
+            },
             seq: state.seq,
             epoch: state.epoch.clone(),
         }
@@ -288,9 +307,13 @@ impl RoomState {
             .for_each(|(_, m)| push(&m.outbox));
     }
 
-    /// Present users plus `joining`, sorted, each once.
-    fn user_list_with(&self, joining: &UserName) -> Vec<UserName> {
-        let mut users: Vec<UserName> = self.presence.keys().cloned().collect();
+    /// Present users (on every node when `relayed`) plus `joining`, sorted, each once.
+    fn user_list_with(&self, joining: &UserName, relayed: bool) -> Vec<UserName> {
+        let mut users: Vec<UserName> = if relayed {
+            self.cluster_users.iter().cloned().collect()
+        } else {
+            self.presence.keys().cloned().collect()
+        };
         if let Err(at) = users.binary_search(joining) {
             users.insert(at, joining.clone());
         }

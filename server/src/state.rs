@@ -11,7 +11,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, RoomSettings};
+use crate::registry::{Registry, RelayHooks, RoomSettings};
+use crate::relay::redis::RedisRelay;
+use crate::relay::{Notices, Relay};
 use crate::room::HistoryLimits;
 use crate::session::SessionId;
 
@@ -30,26 +32,69 @@ pub struct AppState {
     pub(crate) connection_permits: Arc<Semaphore>,
     /// Results of recent publishes that carried an `idempotency_key`.
     pub(crate) idempotency: IdempotencyCache,
+    /// Where publishes go: this node only, or Redis (`--redis-url`).
+    pub(crate) relay: Relay,
     next_session: AtomicU64,
 }
 
 impl AppState {
     /// State for a server running with `config`.
+    ///
+    /// # Panics
+    /// When `config` names a Redis that cannot work (a malformed `--redis-url`);
+    /// [`AppState::try_new`] says why instead.
     pub fn new(config: Config) -> Arc<Self> {
+        match Self::try_new(config) {
+            Ok(state) => state,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// State for a server running with `config`, or why `config` cannot work. With
+    /// `--redis-url` this starts the relay's tasks (they connect in the background).
+    pub fn try_new(config: Config) -> Result<Arc<Self>, String> {
         let metrics = Arc::new(Metrics::new());
+        let redis = if config.redis_url.is_empty() {
+            None
+        } else {
+            let clients = crate::relay::redis::clients(&config)?;
+            let notices = Notices::new(clients.len());
+            Some((clients, notices))
+        };
         let rooms = Registry::new(
             RoomSettings {
                 history: HistoryLimits {
                     entries: config.history_size,
                     bytes: config.history_bytes,
                 },
-                room_ttl: config.room_ttl,
+                // With a relay the room's history lives in Redis under its own TTL; the local
+                // copy goes when the last local member leaves (and the node unsubscribes).
+                room_ttl: if redis.is_some() {
+                    std::time::Duration::ZERO
+                } else {
+                    config.room_ttl
+                },
                 max_rooms: config.max_rooms,
                 latest_on_join: config.latest_on_join.clone(),
+                relay: RelayHooks {
+                    relayed: redis.is_some(),
+                    notices: redis.as_ref().map(|(_, notices)| notices.clone()),
+                },
             },
             metrics.clone(),
         );
-        Arc::new(Self {
+        let relay = match redis {
+            None => Relay::Local,
+            Some((clients, notices)) => Relay::Redis(RedisRelay::start(
+                &config,
+                clients,
+                rooms.clone(),
+                notices,
+                &metrics,
+            )),
+        };
+        Ok(Arc::new(Self {
+            relay,
             connection_permits: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
             )),
@@ -60,7 +105,7 @@ impl AppState {
             sessions: TaskTracker::new(),
             idempotency: IdempotencyCache::default(),
             next_session: AtomicU64::new(1),
-        })
+        }))
     }
 
     /// The room registry.

@@ -1,6 +1,7 @@
 //! What a session does with each client frame. Answers go through the session's own outbox, so
 //! they are ordered with the room messages around them.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use roomcast_protocol::{
@@ -11,12 +12,40 @@ use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::{Exit, Session};
 use crate::frames::{self, Protocol};
-use crate::room::Member;
+use crate::relay::{PublishError, Publishing};
+use crate::room::{Delivery, Member};
+
+/// Publishes one session may have waiting for the relay. The rate limit keeps this far off in
+/// practice; past it (Redis stalled) further publishes are refused as `rate_limited`, so a
+/// session's backlog is bounded whatever the client sends.
+const MAX_PUBLISHES_IN_FLIGHT: usize = 64;
+
+/// A publish waiting for the relay's answer.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    room: RoomName,
+    reference: Option<Ref>,
+    publishing: Publishing,
+}
+
+/// The oldest waiting publish's outcome; pending forever while none waits. Cancel-safe.
+pub(super) async fn next_answer(
+    in_flight: &mut VecDeque<InFlight>,
+) -> (InFlight, Result<Delivery, PublishError>) {
+    let Some(first) = in_flight.front_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = first.publishing.wait().await;
+    match in_flight.pop_front() {
+        Some(first) => (first, outcome),
+        None => std::future::pending().await,
+    }
+}
 
 impl Session {
     /// Handles one text frame. Bad frames are answered with an error frame; only a flood ends
     /// the session.
-    pub(super) fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
+    pub(super) async fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
         if !self.admit()? {
             return Ok(());
         }
@@ -26,7 +55,7 @@ impl Session {
                 Err(refusal) => self.refuse(refusal),
             },
             Protocol::Typed => match decode::typed(text) {
-                Ok(frame) => return self.apply(frame),
+                Ok(frame) => return self.apply(frame).await,
                 Err(refusal) => self.refuse(refusal),
             },
         }
@@ -73,13 +102,13 @@ impl Session {
         ));
     }
 
-    fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+    async fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
         match frame {
             ClientFrame::Join {
                 room,
                 since,
                 reference,
-            } => return self.join(room, since.as_ref(), reference),
+            } => return self.join(room, since.as_ref(), reference).await,
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -101,7 +130,7 @@ impl Session {
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
     /// room's current state and replays nothing. Only a tutorial session's join can end the
     /// session (its one room refused at `--max-rooms`); typed sessions get an error frame.
-    pub(super) fn join(
+    pub(super) async fn join(
         &mut self,
         room: RoomName,
         since: Option<&Position>,
@@ -136,11 +165,20 @@ impl Session {
             protocol: self.protocol,
             outbox: self.outbox.clone(),
         };
-        match self
+        // With a relay, the room must be subscribed and loaded here first (one round trip,
+        // bounded, and only when no other session on this node is in the room).
+        let prepared = self
             .state
-            .rooms
-            .join(&room, member, since, reference.as_ref())
-        {
+            .relay
+            .prepare_join(&self.state.rooms, &room)
+            .await;
+        let joined = prepared.and_then(|()| {
+            self.state
+                .rooms
+                .join(&room, member, since, reference.as_ref())
+                .map_err(PublishError::from)
+        });
+        match joined {
             Ok(membership) => {
                 self.memberships.insert(room, membership);
                 Ok(())
@@ -172,6 +210,10 @@ impl Session {
             self.refuse(not_joined(room, reference));
             return;
         };
+        if self.state.relay.is_relayed() {
+            self.publish_relayed(room, message, reference);
+            return;
+        }
         let delivery = membership.room().publish(&self.user, message);
         self.state.metrics.record_ws_publish();
         match (delivery, reference) {
@@ -192,10 +234,62 @@ impl Session {
 
     /// A tutorial session publishes to the one room in its URL.
     fn publish_to_url_room(&mut self, message: &str) {
-        if let Some(membership) = self.memberships.values().next()
-            && membership.room().publish(&self.user, message).is_ok()
-        {
+        let Some(membership) = self.memberships.values().next() else {
+            return;
+        };
+        if self.state.relay.is_relayed() {
+            let room = membership.room().name.clone();
+            self.publish_relayed(room, message, None);
+        } else if membership.room().publish(&self.user, message).is_ok() {
             self.state.metrics.record_ws_publish();
+        }
+    }
+
+    /// Queues a publish with the relay without waiting: the loop reads the answer later (see
+    /// [`next_answer`]), so pings and other rooms keep flowing meanwhile, and this session's
+    /// messages keep their order (the relay sends them in the order queued).
+    fn publish_relayed(&mut self, room: RoomName, message: &str, reference: Option<Ref>) {
+        if self.in_flight.len() >= MAX_PUBLISHES_IN_FLIGHT {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{MAX_PUBLISHES_IN_FLIGHT} publishes are still waiting for Redis; this one was dropped"
+                    ),
+                )
+                .about(Some(room), reference),
+            );
+            return;
+        }
+        let publishing =
+            self.state
+                .relay
+                .publish(&self.state.rooms, &room, &self.user, message, None);
+        self.in_flight.push_back(InFlight {
+            room,
+            reference,
+            publishing,
+        });
+    }
+
+    /// Answers a publish the relay has decided: `ack` (typed, with a `ref`), or an error frame
+    /// `unavailable` saying it was not delivered.
+    pub(super) fn answered(&mut self, (sent, outcome): (InFlight, Result<Delivery, PublishError>)) {
+        match outcome {
+            Ok(delivery) => {
+                self.state.metrics.record_ws_publish();
+                if let (Protocol::Typed, Some(reference)) = (self.protocol, sent.reference) {
+                    self.queue(frames::typed(&ServerFrame::Ack {
+                        room: sent.room,
+                        seq: delivery.seq,
+                        reference,
+                    }));
+                }
+            }
+            Err(e) => self.refuse(
+                Refusal::new(ErrorCode::Unavailable, e.to_string())
+                    .about(Some(sent.room), sent.reference),
+            ),
         }
     }
 }
