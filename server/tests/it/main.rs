@@ -1,10 +1,12 @@
 //! Integration tests: the real server on 127.0.0.1:0, real sockets, the crate's own clients.
 //! One binary, so the server links once and helpers are shared.
 
+mod redis_support;
 mod support;
 
 mod api;
 mod binary;
+mod cluster;
 mod heartbeat;
 mod limits;
 mod presence;
