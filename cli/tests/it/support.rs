@@ -1,21 +1,21 @@
-//! A server in this process, and the `roomcast` binary pointed at it.
+//! The shared in-process server (`roomcast-testing`), and the `roomcast` binary pointed at it.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::ops::Deref;
+use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
-use roomcast_server::{Config, run};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use roomcast_server::Config;
+pub use roomcast_testing::{WAIT, within};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Child;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// How long any one command or awaited event may take before the test fails: generous for a
-/// loaded machine, and a hang still fails in seconds.
-pub const WAIT: Duration = Duration::from_secs(30);
+/// Lines of a running process's stderr kept until the test reads them; a process that says
+/// more than this before the test looks stops being read (and the test fails on its wait).
+const STDERR_LINES_QUEUED: usize = 4096;
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -30,32 +30,28 @@ pub fn fast_heartbeat() -> Config {
     }
 }
 
-/// A server running in this process until dropped.
+/// The shared [`roomcast_testing::TestServer`], plus ways to point `roomcast` at it.
 pub struct TestServer {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    inner: roomcast_testing::TestServer,
+}
+
+impl Deref for TestServer {
+    type Target = roomcast_testing::TestServer;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a free port");
-        let addr = listener.local_addr().expect("listener address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, config, async move {
-            let _stopped = stopped.await;
-        }));
         Self {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
+            inner: roomcast_testing::TestServer::start(config).await,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.inner.url.to_string()
     }
 
     /// `roomcast` with `--url` pointing here (through ROOMCAST_URL, as users would set it).
@@ -65,44 +61,9 @@ impl TestServer {
         command
     }
 
-    /// The same, as a `std` command for a process the test keeps running.
+    /// The same, as a process the test keeps running.
     pub fn spawn(&self, args: &[&str]) -> Running {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROOMCAST_")) {
-            command.env_remove(key);
-        }
-        let mut child = command
-            .env("ROOMCAST_URL", self.url())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("roomcast starts");
-        let (lines, stderr_lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running {
-            child: Some(child),
-            stderr_lines,
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _sent = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        spawn_at(&self.url(), args)
     }
 }
 
@@ -123,56 +84,83 @@ pub async fn assert(mut command: Command) -> Assert {
         .expect("the command thread")
 }
 
+/// `roomcast ARGS` against `url`, kept running, its stderr read line by line as it comes.
+pub fn spawn_at(url: &str, args: &[&str]) -> Running {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROOMCAST_")) {
+        command.env_remove(key);
+    }
+    let mut child = command
+        .env("ROOMCAST_URL", url)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A test that failed midway must not leave its process behind.
+        .kill_on_drop(true)
+        .spawn()
+        .expect("roomcast starts");
+    let (lines, stderr_lines) = mpsc::channel(STDERR_LINES_QUEUED);
+    let stderr = child.stderr.take().expect("piped stderr");
+    let reader = tokio::spawn(async move {
+        let mut stderr = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if lines.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    Running {
+        child,
+        stderr_lines,
+        reader,
+        seen: Vec::new(),
+    }
+}
+
 /// A `roomcast` process the test keeps running, with its stderr read line by line.
 pub struct Running {
-    child: Option<Child>,
+    child: Child,
     stderr_lines: mpsc::Receiver<String>,
+    reader: JoinHandle<()>,
+    /// Every stderr line read so far, for the failure message.
+    seen: Vec<String>,
 }
 
 impl Running {
-    /// Waits for a stderr line containing `text`: the process's own word that it is ready.
+    /// Waits for a stderr line containing `text`: the process's own word that it got there.
     pub async fn wait_for_stderr(&mut self, text: &str) -> String {
-        let lines = std::mem::replace(&mut self.stderr_lines, mpsc::channel().1);
-        let wanted = text.to_owned();
-        let (lines, found) = tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + WAIT;
-            loop {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match lines.recv_timeout(left) {
-                    Ok(line) if line.contains(&wanted) => return (lines, Some(line)),
-                    Ok(_) => continue,
-                    Err(_) => return (lines, None),
+        let found = tokio::time::timeout(WAIT, async {
+            while let Some(line) = self.stderr_lines.recv().await {
+                self.seen.push(line.clone());
+                if line.contains(text) {
+                    return Some(line);
                 }
             }
+            None
         })
-        .await
-        .expect("the reading thread");
-        self.stderr_lines = lines;
-        found.unwrap_or_else(|| panic!("roomcast never said {text:?} on stderr"))
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "roomcast never said {text:?} on stderr within {WAIT:?}; it said:\n{}",
+                self.seen.join("\n")
+            ),
+        }
     }
 
     /// Waits for the process to exit; returns its exit code and stdout.
     pub async fn finish(mut self) -> (Option<i32>, String) {
-        let child = self.child.take().expect("not finished twice");
-        tokio::task::spawn_blocking(move || {
-            let output = child.wait_with_output().expect("roomcast exits");
-            (
-                output.status.code(),
-                String::from_utf8_lossy(&output.stdout).into_owned(),
-            )
+        let mut stdout = self.child.stdout.take().expect("piped stdout");
+        let output = within("roomcast to exit", async {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).await.expect("read stdout");
+            let status = self.child.wait().await.expect("roomcast exits");
+            (status.code(), text)
         })
-        .await
-        .expect("the waiting thread")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // A test that failed midway must not leave its process behind.
-        if let Some(child) = self.child.as_mut() {
-            let _killed = child.kill();
-            let _reaped = child.wait();
-        }
+        .await;
+        self.reader.abort();
+        output
     }
 }
 

@@ -5,8 +5,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use roomcast_protocol::ServerFrame;
+use roomcast_server::Config;
 
-use crate::support::{TestServer, WAIT, next_frame};
+use crate::support::{TestServer, WAIT, wait_for};
 
 /// A tmux server of our own (unique socket), killed on drop even when the test fails.
 struct Tmux {
@@ -149,7 +150,7 @@ impl Drop for Tmux {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_terminal_sends_receives_and_restores_itself() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let mut bob = server.peer("bob", "lobby").await;
     let url = server.url.to_string();
     let tmux = Tmux::start(
@@ -174,7 +175,7 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
 
     tmux.type_text("hello from a real terminal");
     tmux.key("Enter");
-    let (from, text) = next_frame(&mut bob, "the typed message", |f| match f {
+    let (from, text) = wait_for(&mut bob, "the typed message", |f| match f {
         ServerFrame::Message(m) => Some((m.user.to_string(), m.message.clone())),
         _ => None,
     })
@@ -197,7 +198,7 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
     });
     tmux.key("y");
     tmux.key("Enter");
-    let pasted = next_frame(&mut bob, "the pasted message", |f| match f {
+    let pasted = wait_for(&mut bob, "the pasted message", |f| match f {
         ServerFrame::Message(m) if m.user.as_str() == "ana" => Some(m.message.clone()),
         _ => None,
     })
@@ -211,7 +212,7 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminate_signal_restores_the_terminal_too() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let url = server.url.to_string();
     let tmux = Tmux::start(
         &[

@@ -3,9 +3,10 @@
 use roomcast_chat::app::Link;
 use roomcast_chat::rooms::Entry;
 use roomcast_protocol::ServerFrame;
+use roomcast_server::Config;
 
 use crate::proxy::Proxy;
-use crate::support::{Chat, TestServer, entries, is_joined, next_frame, room, texts};
+use crate::support::{Chat, TestServer, entries, is_joined, room, texts, wait_for};
 
 fn missing_lines(entries: &[Entry]) -> Vec<Option<u64>> {
     entries
@@ -19,7 +20,7 @@ fn missing_lines(entries: &[Entry]) -> Vec<Option<u64>> {
 
 #[tokio::test]
 async fn joins_sends_and_receives_through_a_real_server() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let mut bob = server.peer("bob", "lobby").await;
     let mut chat = Chat::start(&server.url, "ana", &["lobby"]);
     chat.until("ana to join lobby", |app| is_joined(app, "lobby"))
@@ -30,7 +31,7 @@ async fn joins_sends_and_receives_through_a_real_server() {
     .await;
 
     chat.type_line("hello bob");
-    let (from, text) = next_frame(&mut bob, "ana's message", |f| match f {
+    let (from, text) = wait_for(&mut bob, "ana's message", |f| match f {
         ServerFrame::Message(m) => Some((m.user.to_string(), m.message.clone())),
         _ => None,
     })
@@ -59,7 +60,7 @@ async fn joins_sends_and_receives_through_a_real_server() {
 
 #[tokio::test]
 async fn a_server_restart_reconnects_and_says_messages_may_be_missing() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let mut chat = Chat::start(&server.url, "ana", &["lobby", "dev"]);
     chat.until("both rooms joined", |app| {
         is_joined(app, "lobby") && is_joined(app, "dev")
@@ -69,8 +70,7 @@ async fn a_server_restart_reconnects_and_says_messages_may_be_missing() {
     chat.until("the first message", |app| texts(app, "lobby").len() == 1)
         .await;
 
-    let addr = server.addr;
-    server.stop().await;
+    let server = server.restart(Config::default()).await;
     chat.until("the reconnect countdown", |app| {
         matches!(app.link(), Link::Reconnecting { .. })
     })
@@ -83,7 +83,6 @@ async fn a_server_restart_reconnects_and_says_messages_may_be_missing() {
         "the close code's reason is shown: {reason}"
     );
 
-    let server = TestServer::start_on(addr);
     chat.until("both rooms rejoined", |app| {
         matches!(app.link(), Link::Connected { .. })
             && is_joined(app, "lobby")
@@ -104,7 +103,7 @@ async fn a_server_restart_reconnects_and_says_messages_may_be_missing() {
 
 #[tokio::test]
 async fn a_dropped_link_recovers_every_missed_message_without_a_gap_line() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let proxy = Proxy::start(server.addr).await;
     let mut chat = Chat::start(&proxy.url, "ana", &["lobby"]);
     chat.until("lobby joined", |app| is_joined(app, "lobby"))
@@ -136,7 +135,7 @@ async fn a_dropped_link_recovers_every_missed_message_without_a_gap_line() {
 
 #[tokio::test]
 async fn nick_reconnects_as_the_new_name_and_rejoins_without_a_gap() {
-    let server = TestServer::start();
+    let server = TestServer::start(Config::default()).await;
     let mut bob = server.peer("bob", "lobby").await;
     let mut chat = Chat::start(&server.url, "ana", &["lobby"]);
     chat.until("lobby joined", |app| is_joined(app, "lobby"))
@@ -148,13 +147,13 @@ async fn nick_reconnects_as_the_new_name_and_rejoins_without_a_gap() {
     .await;
     chat.until("lobby rejoined", |app| is_joined(app, "lobby"))
         .await;
-    let joined = next_frame(&mut bob, "the new name joining", |f| match f {
+    let joined = wait_for(&mut bob, "the new name joining", |f| match f {
         ServerFrame::Join { user, .. } if user.as_str() == "Ana Lima" => Some(()),
         _ => None,
     });
     joined.await;
     chat.type_line("renamed");
-    let from = next_frame(&mut bob, "a message under the new name", |f| match f {
+    let from = wait_for(&mut bob, "a message under the new name", |f| match f {
         ServerFrame::Message(m) => Some(m.user.to_string()),
         _ => None,
     })

@@ -1,7 +1,6 @@
-//! A real server on 127.0.0.1 (restartable on the same port) and a harness that runs the network task and feeds its events into an `App`.
+//! The shared in-process server (`roomcast-testing`, restartable on the same port) and a
+//! harness that runs the network task and feeds its events into an `App`.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -10,156 +9,10 @@ use roomcast_chat::backoff::Backoff;
 use roomcast_chat::event::{Effect, Event};
 use roomcast_chat::net::{self, NetCommand, NetConfig, NetEvent};
 use roomcast_chat::rooms::Entry;
-use roomcast_protocol::{
-    Client, ConnectOptions, Incoming, RoomName, ServerFrame, ServerUrl, UserName,
-};
-use roomcast_server::{Config, run};
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, oneshot};
+use roomcast_protocol::{RoomName, ServerUrl};
+pub use roomcast_testing::{TestServer, WAIT, room, user, wait_for, within};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// How long any expected event may take before the test fails: generous for a loaded CI
-/// machine, and a hang still fails in seconds.
-pub const WAIT: Duration = Duration::from_secs(10);
-
-/// Awaits `future`, failing the test with `what` after [`WAIT`].
-pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(WAIT, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
-    }
-}
-
-pub fn room(name: &str) -> RoomName {
-    RoomName::new(name).expect("valid test room")
-}
-
-pub fn user(name: &str) -> UserName {
-    UserName::new(name).expect("valid test user")
-}
-
-/// A listener that a restarted server can bind again at once (SO_REUSEADDR), even while the
-/// old server's connections sit in TIME_WAIT.
-fn reusable_listener(addr: SocketAddr) -> TcpListener {
-    let socket = TcpSocket::new_v4().expect("a TCP socket");
-    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-    socket.bind(addr).expect("bind the test address");
-    socket.listen(1024).expect("listen")
-}
-
-/// A roomcast server running in this process.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub url: ServerUrl,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TestServer {
-    /// Starts on a free port.
-    pub fn start() -> Self {
-        Self::start_on("127.0.0.1:0".parse().expect("loopback address"))
-    }
-
-    /// Starts on `addr` (a restart reuses the old server's port).
-    pub fn start_on(addr: SocketAddr) -> Self {
-        let listener = reusable_listener(addr);
-        let addr = listener.local_addr().expect("listener address");
-        let config = Config {
-            shutdown_grace: Duration::from_secs(2),
-            ..Config::default()
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, config, async move {
-            let _sender_dropped_means_stop = stopped.await;
-        }));
-        Self {
-            addr,
-            url: format!("http://{addr}").parse().expect("server URL"),
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Shuts down (sessions get 1001) and waits for `run` to return.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _already_stopping = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            within("the server to stop", task)
-                .await
-                .expect("server task");
-        }
-    }
-
-    /// Publishes through the POC's HTTP send-test route.
-    pub async fn send_test(&self, room_name: &str, message: &str) {
-        let url = self.url.http(&format!("chat/{room_name}/send-test/"));
-        let response = within(
-            "send-test",
-            reqwest::Client::new()
-                .get(url)
-                .query(&[("message", message)])
-                .send(),
-        )
-        .await
-        .expect("send-test request");
-        assert!(
-            response.status().is_success(),
-            "send-test: {}",
-            response.status()
-        );
-    }
-
-    /// A typed client (the protocol crate's own) joined to `room_name`.
-    pub async fn peer(&self, name: &str, room_name: &str) -> Client {
-        let options = ConnectOptions {
-            user: Some(user(name)),
-            room: None,
-        };
-        let mut client = within("a peer connection", Client::connect(&self.url, options))
-            .await
-            .expect("peer connects");
-        within("the peer's join", client.join(&room(room_name), None, None))
-            .await
-            .expect("peer joins");
-        next_frame(&mut client, "the peer's joined", |f| {
-            matches!(f, ServerFrame::Joined { .. }).then_some(())
-        })
-        .await;
-        client
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Reads `client` until `pick` returns something.
-pub async fn next_frame<T>(
-    client: &mut Client,
-    what: &str,
-    mut pick: impl FnMut(&ServerFrame) -> Option<T>,
-) -> T {
-    within(what, async {
-        loop {
-            match client.recv().await.expect("peer reads") {
-                Incoming::Frame(frame) => {
-                    if let Some(found) = pick(&frame) {
-                        return found;
-                    }
-                }
-                other => panic!("peer session ended waiting for {what}: {other:?}"),
-            }
-        }
-    })
-    .await
-}
 
 /// The app and its network task, wired as `run` wires them, minus the terminal.
 pub struct Chat {

@@ -1,0 +1,34 @@
+//! What every roomcast test suite shares: a real server in this process on 127.0.0.1:0, the one
+//! [`WAIT`] bound, and helpers that wait for events instead of sleeping.
+//!
+//! Dev-only (`publish = false`): the server, CLI and TUI suites list it under
+//! `[dev-dependencies]`, so the restart-on-the-same-port rule, the timeouts and the clients'
+//! helpers exist once.
+//!
+//! # Layout
+//! - [`wait`]: [`WAIT`], [`within`], [`eventually`]: every wait in every suite is bounded by one
+//!   constant.
+//! - [`server`]: [`TestServer`] (start, stop, restart on the same port, HTTP and socket helpers).
+//! - [`member`]: [`Member`] and the `next_*` / `*_close` readers the tests assert with.
+
+pub mod member;
+pub mod server;
+pub mod wait;
+
+pub use member::{
+    Member, next_text, next_tutorial, next_typed, raw_close, tutorial_close, typed_close, wait_for,
+};
+pub use server::{TestServer, reusable_listener};
+pub use wait::{WAIT, eventually, within};
+
+use roomcast_protocol::{RoomName, UserName};
+
+/// A room name the test knows is valid.
+pub fn room(name: &str) -> RoomName {
+    RoomName::new(name).expect("test room names are valid")
+}
+
+/// A user name the test knows is valid.
+pub fn user(name: &str) -> UserName {
+    UserName::new(name).expect("test user names are valid")
+}
