@@ -62,7 +62,7 @@ impl Publishing {
             } => {
                 let receipt = answer
                     .await
-                    .map_err(|_| RelayError::Down(0))
+                    .map_err(|_| RelayError::Stopped)
                     .and_then(|answer| answer)?;
                 Ok(Delivery {
                     seq: receipt.seq,

@@ -76,6 +76,9 @@ pub(crate) enum RelayError {
     /// Too many publishes are waiting for this shard.
     #[error("too many publishes are waiting for Redis on this node; try again shortly")]
     Busy,
+    /// The relay stopped (the node is shutting down) before Redis answered.
+    #[error("the node is shutting down; the message was not acknowledged")]
+    Stopped,
 }
 
 /// What Redis said about a publish.

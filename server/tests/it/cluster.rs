@@ -436,3 +436,52 @@ async fn a_node_without_redis_starts_unready_and_refuses_joins_until_redis_appea
         "a tutorial join the node cannot serve is told to try again later"
     );
 }
+
+#[tokio::test]
+async fn joining_while_another_node_publishes_replays_then_goes_live_without_a_gap_or_a_repeat() {
+    let redis = RedisServer::start().await;
+    let urls = [redis.url()];
+    let (one, two) = (node(&urls).await, node(&urls).await);
+    http_publish(&one, "busy", "first").await;
+    // A publisher on node 1, bounded in count, running while node 2's joins happen.
+    let publisher = {
+        let url = one.http_url("api/rooms/busy/messages");
+        let http = one.http().clone();
+        tokio::spawn(async move {
+            for i in 0..3000 {
+                let sent = http
+                    .post(&url)
+                    .json(&serde_json::json!({"message": format!("m{i}")}))
+                    .send()
+                    .await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let channel = "roomcast:room:busy".to_owned();
+    for round in 0..4 {
+        // Node 2 has no member in the room: each join subscribes and loads it anew.
+        eventually("node 2 to be unsubscribed", || async {
+            (!redis.channels().await.contains(&channel)).then_some(())
+        })
+        .await;
+        let mut client = two.typed(&format!("joiner{round}")).await;
+        let (epoch, _, _, _, _) = join(&mut client, "busy", None).await;
+        within("close", client.close("again")).await.expect("close");
+        let mut client = two.typed(&format!("joiner{round}")).await;
+        let since = Position { epoch, seq: 0 };
+        let (_, seq, _, _, replay) = join(&mut client, "busy", Some(since)).await;
+        let first = seq + 1 - replay as u64;
+        for expected in first..first + replay as u64 + 30 {
+            let m = next_message(&mut client).await;
+            assert_eq!(
+                m.seq, expected,
+                "round {round}: replay then live, in order, once"
+            );
+        }
+        within("close", client.close("done")).await.expect("close");
+    }
+    publisher.abort();
+}
