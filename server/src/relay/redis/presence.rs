@@ -143,7 +143,7 @@ async fn beat(
     )
     .await?;
     for _ in 0..MAX_SWEEP_CALLS_PER_BEAT {
-        let visited: u64 = timed(
+        let (visited, dead): (u64, u64) = timed(
             context
                 .scripts
                 .sweep
@@ -161,7 +161,7 @@ async fn beat(
             );
             context.metrics.record_swept(visited);
         }
-        if visited < MAX_ROOMS_PER_SWEEP_CALL as u64 {
+        if dead == 0 {
             break;
         }
     }

@@ -133,8 +133,8 @@ return added
 
 /// KEYS: nodes. ARGV: prefix, most rooms to visit. Removes the presence of one node whose
 /// heartbeat deadline passed (Redis time), announcing `leave` (reason `timeout`) for every user
-/// who has no session left anywhere. Returns the rooms visited; the caller repeats while that
-/// equals the budget, so one call never blocks Redis for long.
+/// who has no session left anywhere. Returns `{rooms visited, dead nodes seen}`; the caller
+/// repeats while a dead node was seen, so one call never blocks Redis for long.
 const SWEEP: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -161,7 +161,7 @@ for _, node in ipairs(dead) do
   end
   if redis.call('SCARD', rooms_key) == 0 then redis.call('ZREM', KEYS[1], node) end
 end
-return visited
+return {visited, #dead}
 "#;
 
 /// ARGV: prefix, node id, key TTL ms, then room names. Keeps the keys of rooms this node has
