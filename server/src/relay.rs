@@ -69,7 +69,7 @@ impl Publishing {
                     epoch: receipt.epoch,
                     // This node's sessions in the room now: Redis relays the message back and
                     // this node queues it for them.
-                    delivered: rooms.get(room).map_or(0, |r| r.stats().sessions),
+                    delivered: rooms.get(room).map_or(0, |r| r.local_sessions()),
                 })
             }
         }

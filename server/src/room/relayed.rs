@@ -161,6 +161,11 @@ impl Room {
             .collect()
     }
 
+    /// Sessions on this node in the room.
+    pub(crate) fn local_sessions(&self) -> usize {
+        self.state().members.len()
+    }
+
     /// Whether any session on this node is in the room.
     pub(crate) fn has_members(&self) -> bool {
         !self.state().members.is_empty()
