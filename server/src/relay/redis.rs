@@ -394,3 +394,40 @@ fn jittered(backoff: Duration) -> Duration {
 fn now_ms() -> u64 {
     crate::frames::now_ms()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_urls(urls: &[&str]) -> Config {
+        Config {
+            redis_url: urls.iter().map(|u| (*u).to_owned()).collect(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn render_key_value_urls_are_accepted_and_bad_ones_name_the_flag() {
+        let render = with_urls(&[
+            "redis://red-abc123:6379",
+            "rediss://red-abc123:s3cret@oregon-keyvalue.render.com:6379",
+            " redis://127.0.0.1:6380/2 ",
+        ]);
+        assert_eq!(clients(&render).map(|c| c.len()), Ok(3));
+        let err = clients(&with_urls(&["http://user:hunter2@example.invalid"]))
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("--redis-url"), "{err}");
+        assert!(!err.contains("hunter2"), "passwords never reach logs: {err}");
+        let prefix = Config {
+            redis_prefix: "has space".into(),
+            ..with_urls(&["redis://127.0.0.1:6380"])
+        };
+        assert!(clients(&prefix).err().unwrap_or_default().contains("--redis-prefix"));
+        let short = Config {
+            redis_node_timeout: Duration::from_millis(100),
+            ..with_urls(&["redis://127.0.0.1:6380"])
+        };
+        assert!(clients(&short).err().unwrap_or_default().contains("--redis-node-timeout"));
+    }
+}
