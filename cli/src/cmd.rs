@@ -14,6 +14,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use roomcast_protocol::ServerUrl;
+use roomcast_protocol::terminal_text::TerminalSafeJson;
 use serde::Serialize;
 
 use crate::api::Api;
@@ -80,9 +81,12 @@ pub fn run(cli: Cli) -> Result<Code> {
     code
 }
 
-/// Writes `value` as one JSON line and flushes, so a reader of a pipe sees it at once.
+/// Writes `value` as one JSON line and flushes, so a reader of a pipe sees it at once. Strings
+/// carry no character a terminal acts on (JSON leaves C1 controls such as U+009B raw; these are
+/// written as `\uXXXX`), so `--json` is safe on a screen and parses to the same values.
 pub fn json_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, TerminalSafeJson);
+    value.serialize(&mut serializer)?;
     out.write_all(b"\n")?;
     out.flush()
 }

@@ -23,22 +23,30 @@
 //! - [`units`]: sizes as people write them (`64KiB`), for every tool's flags.
 //! - [`connection`]: one session, generic over its frames, splittable into halves.
 //! - [`client`]: [`Client`] (typed) and [`TutorialClient`] built on it.
+//! - [`terminal_text`]: the rule that keeps a peer's text from driving a terminal.
+//! - [`liveness`], [`recovery`], [`backoff`]: what a long-lived client needs to notice a
+//!   server that went silent, rejoin with `since`, and reconnect without stampeding.
 //! - [`raw`]: a hand-made upgrade for clients that must misbehave (never pong, never read).
 
+pub mod backoff;
 pub mod client;
 pub mod close;
 pub mod connection;
 pub mod error_code;
 pub mod http_api;
+pub mod liveness;
 mod name;
 pub mod raw;
+pub mod recovery;
 pub mod room;
 pub mod server_url;
+pub mod terminal_text;
 pub mod tutorial;
 pub mod units;
 pub mod user;
 pub mod v1;
 
+pub use backoff::Backoff;
 pub use client::{
     Client, ClientError, CloseInfo, ConnectOptions, Connection, Incoming, Receiver, Sender,
     TutorialClient,
@@ -46,6 +54,8 @@ pub use client::{
 pub use close::{CloseCode, ReconnectAdvice};
 pub use error_code::{ErrorBody, ErrorCode, ErrorEnvelope};
 pub use http_api::{Broadcast, HistoryPage, PublishReceipt, RoomList, RoomSummary};
+pub use liveness::{Beat, Liveness};
+pub use recovery::Positions;
 pub use room::{RoomName, RoomNameError};
 pub use server_url::{ServerUrl, ServerUrlError};
 pub use tutorial::{TutorialFrame, TutorialSend};

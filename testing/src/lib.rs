@@ -10,14 +10,18 @@
 //!   constant.
 //! - [`server`]: [`TestServer`] (start, stop, restart on the same port, HTTP and socket helpers).
 //! - [`member`]: [`Member`] and the `next_*` / `*_close` readers the tests assert with.
+//! - [`proxy`]: [`TcpProxy`], a link between client and server that a test makes go silent
+//!   (nothing arrives, no FIN, no RST) or cut.
 
 pub mod member;
+pub mod proxy;
 pub mod server;
 pub mod wait;
 
 pub use member::{
     Member, next_text, next_tutorial, next_typed, raw_close, tutorial_close, typed_close, wait_for,
 };
+pub use proxy::TcpProxy;
 pub use server::{TestServer, reusable_listener};
 pub use wait::{WAIT, eventually, within};
 

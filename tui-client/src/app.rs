@@ -8,6 +8,7 @@ mod server;
 
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use roomcast_protocol::{RoomName, ServerInfo, UserName};
 
 use crate::complete::Completion;
@@ -76,8 +77,8 @@ pub enum Mode {
 pub struct Settings {
     /// How the status line names the server (`host:port`).
     pub server_label: String,
-    /// Local time zone offset in seconds, for timestamps.
-    pub utc_offset_secs: i32,
+    /// The time zone timestamps are shown in (its rules, so daylight saving is followed).
+    pub time_zone: TimeZone,
     /// Whether join/leave lines start hidden.
     pub hide_presence: bool,
     /// Whether the member list starts shown.

@@ -1,8 +1,10 @@
 //! Flags, each with a `ROOMCAST_*` environment twin.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
+use roomcast_protocol::liveness::parse_server_timeout;
 use roomcast_protocol::server_url::DEFAULT_SERVER_URL;
 use roomcast_protocol::{RoomName, ServerUrl, UserName};
 
@@ -39,6 +41,18 @@ pub struct Args {
     /// Start with the member list hidden (F2 toggles).
     #[arg(long, env = "ROOMCAST_NO_MEMBERS")]
     pub no_members: bool,
+
+    /// Reconnect when the server sends nothing (not even an answer to a ping) for this long:
+    /// how long a server that vanished without closing (sleep, Wi-Fi change, a NAT that forgot
+    /// the flow) can go unnoticed. At least 100ms.
+    #[arg(
+        long,
+        env = "ROOMCAST_SERVER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_server_timeout
+    )]
+    pub server_timeout: Duration,
 }
 
 const LONG_ABOUT: &str = "\
@@ -50,8 +64,9 @@ Examples:
 
 Inside: type and Enter to send, /join ROOM, /leave, /nick NAME, /who, /quit.
 ? or F1 lists every key. The status line shows the link (connected · RTT, or
-reconnecting in Ns with the server's reason); reconnects rejoin every room and
-recover missed messages, or say how many may be missing.";
+reconnecting in Ns with the server's reason, or \"no answer from the server for
+10s\" when it went silent); reconnects rejoin every room and recover missed
+messages, or say how many may be missing.";
 
 #[cfg(test)]
 mod tests {
@@ -77,5 +92,22 @@ mod tests {
         assert_eq!(args.rooms.len(), 2);
         assert!(Args::try_parse_from(["roomcast-chat", "bad room!"]).is_err());
         assert!(Args::try_parse_from(["roomcast-chat", "--url", "ftp://x"]).is_err());
+    }
+
+    #[test]
+    fn the_server_timeout_defaults_to_10s_and_refuses_a_bound_that_cannot_work() {
+        let args = Args::try_parse_from(["roomcast-chat"]).expect("defaults parse");
+        assert_eq!(args.server_timeout, Duration::from_secs(10));
+        let args = Args::try_parse_from(["roomcast-chat", "--server-timeout", "2500ms"])
+            .expect("a duration parses");
+        assert_eq!(args.server_timeout, Duration::from_millis(2500));
+        let refused = Args::try_parse_from(["roomcast-chat", "--server-timeout", "0s"])
+            .expect_err("zero cannot work");
+        assert_eq!(refused.exit_code(), 2);
+        let said = refused.to_string();
+        assert!(
+            said.contains("--server-timeout") && said.contains("at least 100ms"),
+            "{said}"
+        );
     }
 }

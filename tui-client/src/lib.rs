@@ -5,8 +5,9 @@
 //!   (`app/keys`, `app/modes`, `app/server` split it by what the event is).
 //! - [`event`]: the [`Event`](event::Event)s the app reacts to and the
 //!   [`Effect`](event::Effect)s it asks for.
-//! - [`net`]: the network task that owns the protocol client (reconnects, rejoins with
-//!   `since`, pings), talking to the app over bounded channels; [`backoff`] times retries.
+//! - [`net`]: the network task that owns the protocol client (reconnects with the protocol
+//!   crate's backoff, rejoins with `since`, pings and drops a server silent past
+//!   `--server-timeout`), talking to the app over bounded channels.
 //! - [`rooms`], [`input`], [`complete`], [`commands`], [`keymap`]: room state, the input
 //!   editor and history, Tab completion, slash commands, and the key table behind the help.
 //! - [`ui`], [`layout`]: `impl Widget for &App`, one file per pane.
@@ -14,7 +15,6 @@
 //!   flags, and time formatting.
 
 pub mod app;
-pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod commands;

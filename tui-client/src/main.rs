@@ -12,14 +12,14 @@ use tracing_appender::non_blocking::WorkerGuard;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Before any thread exists: reading the zone spawns `date` once, nothing else.
-    let utc_offset_secs = clock::local_offset_secs();
     let result = logging(args.log_file.as_deref()).and_then(|_guard| {
+        // Once, after logging starts (a zone that cannot be read is logged), before the runtime.
+        let time_zone = clock::local_zone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        runtime.block_on(run::run(args, utc_offset_secs))
+        runtime.block_on(run::run(args, time_zone))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,22 +1,21 @@
 //! The network task: the only owner of the protocol client. It connects, joins, keeps the link
-//! measured with application pings, and reconnects by itself (jittered backoff, honouring the
+//! measured with application pings, drops a server that stays silent past `server_timeout`
+//! (a vanished server sends no FIN), and reconnects by itself (jittered backoff, honouring the
 //! close code's advice), rejoining every room with `since` so nothing is silently lost. It talks
 //! to the app only through two bounded channels.
 
-mod positions;
 mod session;
 
 use std::time::Duration;
 
+use roomcast_protocol::liveness::{DEFAULT_SERVER_TIMEOUT, silence_reason};
 use roomcast_protocol::{
-    Client, ClientError, CloseInfo, ConnectOptions, Position, ReconnectAdvice, RoomName,
-    ServerFrame, ServerInfo, ServerUrl, UserName,
+    Backoff, Client, ClientError, CloseInfo, ConnectOptions, Position, Positions, ReconnectAdvice,
+    RoomName, ServerFrame, ServerInfo, ServerUrl, UserName,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
-use positions::Positions;
 use session::{End, Session};
 
 /// Commands queued from the app to the network task. Small: a person types slowly, and a full
@@ -113,10 +112,12 @@ pub struct NetConfig {
     pub rooms: Vec<RoomName>,
     /// Reconnect schedule.
     pub backoff: Backoff,
-    /// How often to send an application ping (for RTT and to notice a dead link).
+    /// How often to send an application ping (for the RTT shown; at least twice per
+    /// `server_timeout`, whatever this says).
     pub ping_every: Duration,
-    /// How long a ping may go unanswered before the link counts as dead.
-    pub pong_timeout: Duration,
+    /// How long the server may stay silent (no pong, no frame; or no answer to a connect)
+    /// before the session is dropped and redialed: `--server-timeout`.
+    pub server_timeout: Duration,
     /// A session that lasted this long resets the backoff.
     pub stable_after: Duration,
 }
@@ -130,7 +131,7 @@ impl NetConfig {
             rooms,
             backoff: Backoff::default(),
             ping_every: Duration::from_secs(5),
-            pong_timeout: Duration::from_secs(15),
+            server_timeout: DEFAULT_SERVER_TIMEOUT,
             stable_after: Duration::from_secs(10),
         }
     }
@@ -149,13 +150,13 @@ pub async fn run(
         if events.send(NetEvent::Connecting { attempt }).await.is_err() {
             return;
         }
-        let connecting = Client::connect(
-            &config.url,
-            ConnectOptions {
-                user: user.clone(),
-                room: None,
-            },
-        );
+        let options = ConnectOptions {
+            user: user.clone(),
+            room: None,
+        };
+        // A server that vanished mid-handshake answers nothing either: the same bound applies.
+        let connecting =
+            tokio::time::timeout(config.server_timeout, Client::connect(&config.url, options));
         tokio::pin!(connecting);
         // Commands keep flowing while dialing: /quit must not wait for a 30 s connect timeout.
         let outcome = loop {
@@ -171,7 +172,11 @@ pub async fn run(
             }
         };
         let (reason, advice) = match outcome {
-            Ok(client) => {
+            Err(_elapsed) => (
+                silence_reason(config.server_timeout),
+                ReconnectAdvice::Backoff,
+            ),
+            Ok(Ok(client)) => {
                 let started = Instant::now();
                 let session = Session::new(&config, &mut positions, &events, &mut commands);
                 match session.run(client).await {
@@ -189,7 +194,7 @@ pub async fn run(
                     }
                 }
             }
-            Err(error) => describe_error(&error),
+            Ok(Err(error)) => describe_error(&error),
         };
         let retry_in = match advice {
             ReconnectAdvice::Backoff => Some(config.backoff.delay(attempt, fastrand::f64())),

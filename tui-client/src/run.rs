@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
+use jiff::tz::TimeZone;
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self as term, EventStream, KeyEventKind, MouseEventKind};
 use tokio::signal::unix::{SignalKind, signal};
@@ -29,10 +30,11 @@ const QUIT_WAIT: Duration = Duration::from_secs(2);
 const WHEEL_ROWS: i16 = 3;
 
 /// Runs the chat until the user quits.
-pub async fn run(args: Args, utc_offset_secs: i32) -> anyhow::Result<()> {
+pub async fn run(args: Args, time_zone: TimeZone) -> anyhow::Result<()> {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, mut net_events) = mpsc::channel(EVENT_QUEUE);
-    let config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
+    let mut config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
+    config.server_timeout = args.server_timeout;
     let network = tokio::spawn(net::run(config, command_rx, event_tx));
 
     let (guard, mut terminal) =
@@ -40,7 +42,7 @@ pub async fn run(args: Args, utc_offset_secs: i32) -> anyhow::Result<()> {
     let size = terminal.size().context("reading the terminal size")?;
     let settings = Settings {
         server_label: args.url.authority(),
-        utc_offset_secs,
+        time_zone,
         hide_presence: args.hide_joins,
         show_members: !args.no_members,
     };

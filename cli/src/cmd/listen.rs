@@ -1,21 +1,35 @@
 //! `roomcast listen ROOM...`: one typed session joins every room and prints messages as they
-//! arrive, until `--count` messages, `--timeout`, or the server ends the session.
+//! arrive, until `--count` messages, `--timeout`, or a close that says not to come back. A
+//! session that is lost (a restart, a reset, or a server silent past `--server-timeout`) is
+//! redialed with backoff and every room rejoined with `since`: nothing is skipped or printed
+//! twice while the server still keeps it.
+
+mod print;
+mod session;
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use clap::builder::FalseyValueParser;
+use roomcast_protocol::liveness::{parse_server_timeout, silence_reason};
 use roomcast_protocol::{
-    Client, ConnectOptions, Incoming, Position, RoomMessage, RoomName, ServerFrame, UserName,
+    Backoff, Client, ClientError, ConnectOptions, Position, Positions, RoomName, UserName,
 };
 use tokio::time::Instant;
 
-use super::{Ctx, is_broken_pipe, json_line};
+pub use print::Sanitize;
+use session::{End, Listener};
+
+use super::Ctx;
 use crate::exit::{Code, Usage};
 use crate::units;
+
+/// A session that lasted this long was a good one: the next loss starts the backoff afresh.
+/// Shorter ones (a server that accepts and closes at once) keep growing the delay.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Flags of `listen`.
 #[derive(Debug, Args)]
@@ -38,6 +52,22 @@ pub struct ListenArgs {
     /// Also print join and leave events (with the leave reason).
     #[arg(long, env = "ROOMCAST_LISTEN_PRESENCE", value_parser = FalseyValueParser::new(), default_value_t = false)]
     pub presence: bool,
+    /// When to neutralise control characters in message text (escape sequences a peer sent
+    /// could otherwise rewrite your terminal): `auto` when stdout is a terminal. `--json` is
+    /// always escaped.
+    #[arg(long, env = "ROOMCAST_LISTEN_SANITIZE", value_enum, default_value_t = Sanitize::Auto)]
+    pub sanitize: Sanitize,
+    /// Reconnect (and recover what was missed) when the server sends nothing, not even an
+    /// answer to a ping, for this long: how long a server that vanished without closing can
+    /// go unnoticed. At least 100ms.
+    #[arg(
+        long,
+        env = "ROOMCAST_SERVER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_server_timeout
+    )]
+    pub server_timeout: Duration,
 }
 
 /// `listen`, validated.
@@ -49,6 +79,9 @@ pub struct ListenConfig {
     timeout: Option<Duration>,
     since: Option<u64>,
     presence: bool,
+    /// Neutralise control characters in printed text (resolved from `--sanitize`).
+    sanitize: bool,
+    server_timeout: Duration,
 }
 
 impl TryFrom<ListenArgs> for ListenConfig {
@@ -71,97 +104,93 @@ impl TryFrom<ListenArgs> for ListenConfig {
             timeout: args.timeout,
             since: args.since,
             presence: args.presence,
+            sanitize: args.sanitize.applies(std::io::stdout().is_terminal()),
+            server_timeout: args.server_timeout,
         })
     }
 }
 
-/// Listens until the count, the timeout, or the end of the session.
+/// Listens until the count, the timeout, or a close that says not to come back.
 pub async fn run(ctx: &Ctx, config: ListenConfig) -> Result<Code> {
     let started = Instant::now();
-    let options = ConnectOptions {
-        user: config.user.clone(),
-        room: None,
-    };
-    let mut client = Client::connect(&ctx.server, options)
+    let deadline = config.timeout.map(|t| started + t);
+    // The first connect fails the command (exit 4 when nothing listens); later ones retry.
+    let mut client = Client::connect(&ctx.server, options(&config))
         .await
         .context("opening a typed session")?;
-    for room in &config.rooms {
-        let since = match config.since {
-            Some(seq) => position(ctx, room, seq).await?,
-            None => None,
-        };
-        client.join(room, since, None).await.context("joining")?;
+    let mut positions = Positions::new(&config.rooms);
+    if let Some(seq) = config.since {
+        for room in &config.rooms {
+            if let Some(since) = position(ctx, room, seq).await? {
+                positions.start_from(room, since);
+            }
+        }
     }
-    let deadline = config.timeout.map(|t| started + t);
-    let mut stdout = std::io::stdout().lock();
-    let mut received = 0u64;
+    let mut listener = Listener {
+        ctx,
+        config: &config,
+        positions,
+        stdout: std::io::stdout().lock(),
+        received: 0,
+        deadline,
+    };
+    let backoff = Backoff::default();
+    let mut attempt: u32 = 0;
     loop {
-        if config.count.is_some_and(|count| received >= count) {
-            return Ok(Code::Ok);
+        let session_started = Instant::now();
+        let mut reason = match listener.session(client).await? {
+            End::Finished(code) => return Ok(code),
+            End::Lost(reason) => reason,
+        };
+        if session_started.elapsed() >= STABLE_AFTER {
+            attempt = 0;
         }
-        let incoming = tokio::select! {
-            incoming = client.recv() => incoming?,
-            () = sleep_until_some(deadline) => {
-                return Ok(match config.count {
-                    Some(count) => {
-                        eprintln!(
-                            "expected {count} message{} within {}, got {received}",
-                            if count == 1 { "" } else { "s" },
-                            units::show(config.timeout.unwrap_or_default())
-                        );
-                        Code::Failed
-                    }
-                    None => Code::Ok,
-                });
+        client = loop {
+            let delay = backoff.delay(attempt, fastrand::f64());
+            attempt = attempt.saturating_add(1);
+            ctx.status(format!("reconnecting: {reason}"));
+            let redial = async {
+                tokio::time::sleep(delay).await;
+                redial(ctx, &config).await
+            };
+            tokio::select! {
+                () = sleep_until_some(deadline) => return Ok(listener.timed_out()),
+                dialed = redial => match dialed? {
+                    Redial::Connected(client) => break client,
+                    Redial::Retry(next) => reason = next,
+                },
             }
         };
-        let printed = match incoming {
-            Incoming::Frame(ServerFrame::Joined {
-                room,
-                seq,
-                members,
-                recovered,
-                replay,
-                ..
-            }) => {
-                ctx.status(format!(
-                    "listening to {room} (seq {seq}, {} member{}{})",
-                    members.len(),
-                    if members.len() == 1 { "" } else { "s" },
-                    match recovered {
-                        Some(false) =>
-                            format!("; {replay} kept message(s) replayed, older ones are gone"),
-                        _ if replay > 0 => format!("; replaying {replay}"),
-                        _ => String::new(),
-                    }
-                ));
-                Ok(())
-            }
-            Incoming::Frame(ServerFrame::Message(message)) => {
-                received += 1;
-                print_message(&mut stdout, &message, ctx.json)
-            }
-            Incoming::Frame(frame @ (ServerFrame::Join { .. } | ServerFrame::Leave { .. }))
-                if config.presence =>
-            {
-                print_presence(&mut stdout, &frame, ctx.json)
-            }
-            Incoming::Frame(ServerFrame::Error {
-                code,
-                message,
-                room,
-                ..
-            }) => {
-                let room = room.map_or_else(String::new, |r| format!(" ({r})"));
-                bail!("the server refused{room}: {code}: {message}");
-            }
-            Incoming::Closed(info) => bail!("the server ended the session ({info})"),
-            Incoming::Frame(_) | Incoming::Undecodable { .. } => Ok(()),
-        };
-        match printed {
-            Err(e) if is_broken_pipe(&e) => return Ok(Code::Ok),
-            other => other?,
+    }
+}
+
+/// What a reconnect attempt came to.
+enum Redial {
+    /// A new session, past its `welcome`.
+    Connected(Client),
+    /// No session; worth another try. Why, for the status line.
+    Retry(String),
+}
+
+/// One reconnect attempt, bounded by `--server-timeout` (a vanished server does not answer a
+/// handshake either). An error ends `listen`: the server refused the request itself (HTTP 4xx),
+/// which retrying cannot change.
+async fn redial(ctx: &Ctx, config: &ListenConfig) -> Result<Redial> {
+    let connecting = Client::connect(&ctx.server, options(config));
+    match tokio::time::timeout(config.server_timeout, connecting).await {
+        Err(_elapsed) => Ok(Redial::Retry(silence_reason(config.server_timeout))),
+        Ok(Ok(client)) => Ok(Redial::Connected(client)),
+        Ok(Err(error @ ClientError::Rejected { status, .. })) if (400..500).contains(&status) => {
+            Err(anyhow::Error::new(error).context("reconnecting"))
         }
+        Ok(Err(error)) => Ok(Redial::Retry(error.to_string())),
+    }
+}
+
+fn options(config: &ListenConfig) -> ConnectOptions {
+    ConnectOptions {
+        user: config.user.clone(),
+        room: None,
     }
 }
 
@@ -175,48 +204,6 @@ async fn position(ctx: &Ctx, room: &RoomName, seq: u64) -> Result<Option<Positio
     }))
 }
 
-fn print_message<W: Write>(out: &mut W, message: &RoomMessage, json: bool) -> std::io::Result<()> {
-    if json {
-        json_line(out, &ServerFrame::Message(message.clone()))
-    } else {
-        writeln!(
-            out,
-            "{} {} #{} {}: {}",
-            clock(message.ts),
-            message.room,
-            message.seq,
-            message.user,
-            message.message
-        )?;
-        out.flush()
-    }
-}
-
-fn print_presence<W: Write>(out: &mut W, frame: &ServerFrame, json: bool) -> std::io::Result<()> {
-    if json {
-        return json_line(out, frame);
-    }
-    match frame {
-        ServerFrame::Join { room, user } => writeln!(out, "{room} --> {user} joined")?,
-        ServerFrame::Leave { room, user, reason } => {
-            writeln!(out, "{room} <-- {user} left ({reason})")?;
-        }
-        _ => {}
-    }
-    out.flush()
-}
-
-/// `HH:MM:SS` (UTC) of a server timestamp in milliseconds since the Unix epoch.
-fn clock(ts_ms: u64) -> String {
-    let secs = (ts_ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -226,45 +213,30 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use clap::Parser;
 
-    fn message() -> RoomMessage {
-        RoomMessage {
-            room: RoomName::new("lobby").expect("valid room"),
-            user: UserName::new("ana").expect("valid user"),
-            seq: 3,
-            ts: 1_700_000_000_000,
-            message: "hi".into(),
+    use crate::cli::{Cli, Command};
+
+    fn server_timeout(args: &[&str]) -> Result<std::time::Duration, clap::Error> {
+        let cli = Cli::try_parse_from([&["roomcast", "listen", "lobby"], args].concat())?;
+        match cli.command {
+            Command::Listen(listen) => Ok(listen.server_timeout),
+            other => panic!("parsed as {other:?}"),
         }
     }
 
     #[test]
-    fn messages_print_as_a_line_or_as_the_typed_frame() {
-        let mut human = Vec::new();
-        print_message(&mut human, &message(), false).expect("write");
+    fn the_server_timeout_defaults_to_10s_and_refuses_a_bound_that_cannot_work() {
         assert_eq!(
-            String::from_utf8_lossy(&human),
-            "22:13:20 lobby #3 ana: hi\n"
+            server_timeout(&[]).ok(),
+            Some(std::time::Duration::from_secs(10))
         );
-        let mut json = Vec::new();
-        print_message(&mut json, &message(), true).expect("write");
-        let value: serde_json::Value = serde_json::from_slice(&json).expect("one JSON object");
-        assert_eq!(value["type"], "message");
-        assert_eq!(value["seq"], 3);
-    }
-
-    #[test]
-    fn leave_events_show_their_reason() {
-        let leave = ServerFrame::Leave {
-            room: RoomName::new("lobby").expect("valid room"),
-            user: UserName::new("bo").expect("valid user"),
-            reason: roomcast_protocol::LeaveReason::Timeout,
-        };
-        let mut human = Vec::new();
-        print_presence(&mut human, &leave, false).expect("write");
-        assert_eq!(
-            String::from_utf8_lossy(&human),
-            "lobby <-- bo left (timeout)\n"
+        let refused = server_timeout(&["--server-timeout", "0s"]).expect_err("zero cannot work");
+        assert_eq!(refused.exit_code(), 2);
+        let said = refused.to_string();
+        assert!(
+            said.contains("--server-timeout") && said.contains("at least 100ms"),
+            "{said}"
         );
     }
 }

@@ -6,5 +6,6 @@ mod support;
 mod bench;
 mod dead_clients;
 mod send_listen;
+mod silent_server;
 mod soak;
 mod usage;

@@ -124,3 +124,49 @@ async fn a_publish_without_the_servers_key_says_how_to_pass_it() {
         .env("ROOMCAST_API_KEY", "s3cret");
     assert(allowed).await.success();
 }
+
+/// A peer's text that would clear the screen, set the window title and write the clipboard.
+const HOSTILE: &str = "hi\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{9b}31mthere";
+
+/// Runs `listen lobby --count 1 EXTRA...`, publishes [`HOSTILE`] once it listens, and returns
+/// what it printed.
+async fn listen_to_hostile_text(extra: &[&str]) -> String {
+    let server = TestServer::start(Config::default()).await;
+    let mut args = vec!["listen", "lobby", "--count", "1", "--timeout", "20s"];
+    args.extend_from_slice(extra);
+    let mut listener = server.spawn(&args);
+    listener.wait_for_stderr("listening to lobby").await;
+    server.send_test("lobby", HOSTILE).await;
+    let (code, stdout) = listener.finish().await;
+    assert_eq!(code, Some(0), "{stdout}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_a_peer_never_reach_a_terminal() {
+    // `--sanitize always` is what a terminal on stdout gets by default (`auto`).
+    let shown = listen_to_hostile_text(&["--sanitize", "always"]).await;
+    assert!(
+        !shown.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "control bytes reached the output: {shown:?}"
+    );
+    assert!(
+        shown.ends_with(
+            "lobby #1 server: hi\u{FFFD}[2J\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}]52;c;cHduZWQ=\u{FFFD}\u{FFFD}31mthere\n"
+        ),
+        "{shown:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_gets_the_text_as_sent_and_json_escapes_it() {
+    let piped = listen_to_hostile_text(&[]).await;
+    assert!(
+        piped.ends_with(&format!("lobby #1 server: {HOSTILE}\n")),
+        "{piped:?}"
+    );
+
+    let json = listen_to_hostile_text(&["--json"]).await;
+    assert!(!json.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{json:?}");
+    assert_eq!(json_lines(json.as_bytes())[0]["message"], HOSTILE);
+}

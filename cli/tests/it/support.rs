@@ -8,14 +8,14 @@ use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use roomcast_server::Config;
 pub use roomcast_testing::{WAIT, within};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Lines of a running process's stderr kept until the test reads them; a process that says
+/// Lines of a running process's output kept until the test reads them; a process that writes
 /// more than this before the test looks stops being read (and the test fails on its wait).
-const STDERR_LINES_QUEUED: usize = 4096;
+const LINES_QUEUED: usize = 4096;
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -47,6 +47,13 @@ impl TestServer {
     pub async fn start(config: Config) -> Self {
         Self {
             inner: roomcast_testing::TestServer::start(config).await,
+        }
+    }
+
+    /// Stops and starts again on the same port; see [`roomcast_testing::TestServer::restart`].
+    pub async fn restart(self, config: Config) -> Self {
+        Self {
+            inner: self.inner.restart(config).await,
         }
     }
 
@@ -84,7 +91,8 @@ pub async fn assert(mut command: Command) -> Assert {
         .expect("the command thread")
 }
 
-/// `roomcast ARGS` against `url`, kept running, its stderr read line by line as it comes.
+/// `roomcast ARGS` against `url`, kept running, its stdout and stderr read line by line as they
+/// come.
 pub fn spawn_at(url: &str, args: &[&str]) -> Running {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROOMCAST_")) {
@@ -100,38 +108,46 @@ pub fn spawn_at(url: &str, args: &[&str]) -> Running {
         .kill_on_drop(true)
         .spawn()
         .expect("roomcast starts");
-    let (lines, stderr_lines) = mpsc::channel(STDERR_LINES_QUEUED);
-    let stderr = child.stderr.take().expect("piped stderr");
-    let reader = tokio::spawn(async move {
-        let mut stderr = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = stderr.next_line().await {
-            if lines.send(line).await.is_err() {
-                return;
-            }
-        }
-    });
+    let stdout = Lines::read(child.stdout.take().expect("piped stdout"));
+    let stderr = Lines::read(child.stderr.take().expect("piped stderr"));
     Running {
         child,
-        stderr_lines,
-        reader,
-        seen: Vec::new(),
+        stdout,
+        stderr,
     }
 }
 
-/// A `roomcast` process the test keeps running, with its stderr read line by line.
-pub struct Running {
-    child: Child,
-    stderr_lines: mpsc::Receiver<String>,
+/// One output stream of a running process, read line by line by a task of its own.
+struct Lines {
+    lines: mpsc::Receiver<String>,
     reader: JoinHandle<()>,
-    /// Every stderr line read so far, for the failure message.
+    /// Every line taken so far, for `finish` and for failure messages.
     seen: Vec<String>,
 }
 
-impl Running {
-    /// Waits for a stderr line containing `text`: the process's own word that it got there.
-    pub async fn wait_for_stderr(&mut self, text: &str) -> String {
-        let found = tokio::time::timeout(WAIT, async {
-            while let Some(line) = self.stderr_lines.recv().await {
+impl Lines {
+    fn read(stream: impl AsyncRead + Unpin + Send + 'static) -> Self {
+        let (sender, lines) = mpsc::channel(LINES_QUEUED);
+        let reader = tokio::spawn(async move {
+            let mut stream = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = stream.next_line().await {
+                if sender.send(line).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            lines,
+            reader,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to [`WAIT`]) for a line containing `text`; `None` if the stream ended first
+    /// or the wait ran out.
+    async fn wait_for(&mut self, text: &str) -> Option<String> {
+        tokio::time::timeout(WAIT, async {
+            while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
                 if line.contains(text) {
                     return Some(line);
@@ -139,28 +155,72 @@ impl Running {
             }
             None
         })
-        .await;
-        match found {
-            Ok(Some(line)) => line,
-            _ => panic!(
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Every line up to the end of the stream.
+    async fn rest(mut self) -> Vec<String> {
+        while let Some(line) = self.lines.recv().await {
+            self.seen.push(line);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A `roomcast` process the test keeps running, with its output read line by line.
+pub struct Running {
+    child: Child,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl Running {
+    /// Waits for a stderr line containing `text`: the process's own word that it got there.
+    pub async fn wait_for_stderr(&mut self, text: &str) -> String {
+        match self.stderr.wait_for(text).await {
+            Some(line) => line,
+            None => panic!(
                 "roomcast never said {text:?} on stderr within {WAIT:?}; it said:\n{}",
-                self.seen.join("\n")
+                self.stderr.seen.join("\n")
             ),
         }
     }
 
-    /// Waits for the process to exit; returns its exit code and stdout.
-    pub async fn finish(mut self) -> (Option<i32>, String) {
-        let mut stdout = self.child.stdout.take().expect("piped stdout");
-        let output = within("roomcast to exit", async {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).await.expect("read stdout");
-            let status = self.child.wait().await.expect("roomcast exits");
+    /// Waits for a stdout line containing `text` (the data it printed).
+    pub async fn wait_for_stdout(&mut self, text: &str) -> String {
+        match self.stdout.wait_for(text).await {
+            Some(line) => line,
+            None => panic!(
+                "roomcast never printed {text:?} within {WAIT:?}; it printed:\n{}\nand said:\n{}",
+                self.stdout.seen.join("\n"),
+                self.stderr.seen.join("\n")
+            ),
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit code and all of its stdout (the lines
+    /// already waited for included).
+    pub async fn finish(self) -> (Option<i32>, String) {
+        let Self {
+            mut child,
+            stdout,
+            stderr: _,
+        } = self;
+        within("roomcast to exit", async move {
+            let lines = stdout.rest().await;
+            let status = child.wait().await.expect("roomcast exits");
+            let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
             (status.code(), text)
         })
-        .await;
-        self.reader.abort();
-        output
+        .await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Keys and server events in, state and effects out: no terminal, no socket, no clock.
 
+use jiff::tz::TimeZone;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roomcast_protocol::{RoomMessage, RoomName, ServerFrame, UserName};
 
@@ -26,7 +27,7 @@ pub(crate) fn user(name: &str) -> UserName {
 pub(crate) fn app_with(rooms: &[&str], size: (u16, u16)) -> App {
     let settings = Settings {
         server_label: "127.0.0.1:8000".into(),
-        utc_offset_secs: 0,
+        time_zone: TimeZone::UTC,
         hide_presence: false,
         show_members: true,
     };

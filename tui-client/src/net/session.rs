@@ -1,17 +1,17 @@
 //! One connected session: a single `select!` over server frames, app commands and the ping
-//! timer. It ends by saying why, so the reconnect loop can decide what comes next.
+//! schedule with its silence deadline. It ends by saying why, so the reconnect loop can decide
+//! what comes next.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use roomcast_protocol::{
-    Client, ClientFrame, Incoming, Position, Receiver, ReconnectAdvice, Ref, RoomName, Sender,
-    ServerFrame, UserName,
+    Beat, Client, ClientFrame, Incoming, Liveness, Position, Positions, Receiver, ReconnectAdvice,
+    Ref, RoomName, Sender, ServerFrame, UserName,
 };
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
-use super::positions::Positions;
 use super::{Joined, NetCommand, NetConfig, NetEvent, describe_close};
 
 /// How long quitting waits for the server to answer the close frame.
@@ -71,14 +71,20 @@ impl<'a> Session<'a> {
                 return end;
             }
         }
-        // The first tick fires at once, so the status shows an RTT right after connecting.
-        let mut ticker = tokio::time::interval(self.config.ping_every);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first ping goes out at once, so the status shows an RTT right after connecting.
+        let mut liveness = Liveness::new(self.config.server_timeout, self.config.ping_every);
         loop {
             let step = tokio::select! {
-                incoming = rx.recv() => self.on_incoming(incoming).await,
+                incoming = rx.recv() => {
+                    liveness.heard();
+                    self.on_incoming(incoming).await
+                }
                 command = self.commands.recv() => self.on_command(command, &mut tx, &mut rx).await,
-                _ = ticker.tick() => self.on_tick(&mut tx).await,
+                beat = liveness.next() => match beat {
+                    Beat::Ping => self.ping(&mut tx).await,
+                    // Dropped without a close frame: nobody is there to read one.
+                    Beat::Silent => Err(End::Lost(liveness.silence_reason(), ReconnectAdvice::Backoff)),
+                },
             };
             if let Err(end) = step {
                 return end;
@@ -220,14 +226,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn on_tick(&mut self, tx: &mut Sender<ClientFrame>) -> Result<(), End> {
-        if let Some((_, sent_at)) = self.ping {
-            let waited = sent_at.elapsed();
-            if waited >= self.config.pong_timeout {
-                let reason = format!("no answer to ping for {}s", waited.as_secs());
-                return Err(End::Lost(reason, ReconnectAdvice::Backoff));
-            }
-            // One ping in flight at a time: a second would only measure the same stall.
+    async fn ping(&mut self, tx: &mut Sender<ClientFrame>) -> Result<(), End> {
+        if self.ping.is_some() {
+            // One ping in flight at a time: a second would only measure the same stall, and
+            // the silence deadline already covers a server that stopped answering.
             return Ok(());
         }
         self.next_ref += 1;

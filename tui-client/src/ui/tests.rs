@@ -287,3 +287,43 @@ fn nicks_are_coloured_by_name_and_join_lines_dimmed() {
     let (x, y) = find(buf, "ana: nice work");
     assert_eq!(buf[(x, y)].fg, Color::Yellow, "a mention stands out");
 }
+
+#[test]
+fn escape_sequences_in_a_peers_message_never_reach_the_screen() {
+    let mut app = chatting(&["lobby"], (80, 24));
+    app.update(message(
+        "lobby",
+        "bob",
+        1,
+        "hi\u{1b}[2J\u{1b}]52;c;cHduZWQ=\u{7}\u{202E}there",
+    ));
+    let shown = screen(&app);
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202E}'),
+        "{shown}"
+    );
+    assert!(shown.contains("hi\u{FFFD}[2J\u{FFFD}]52;c;cHduZWQ=\u{FFFD}\u{FFFD}there"));
+}
+
+#[test]
+fn the_timeline_follows_the_zones_daylight_saving_change() {
+    let mut app = chatting(&["lobby"], (80, 24));
+    // Lisbon (WET/WEST); spring forward on 2025-03-30 at 01:00 UTC.
+    app.settings.time_zone =
+        jiff::tz::TimeZone::posix("WET0WEST,M3.5.0/1,M10.5.0").expect("a POSIX TZ rule");
+    let before_ms = 1_743_296_340_000; // 2025-03-30T00:59:00Z
+    for (seq, ts, text) in [(1, before_ms, "before"), (2, before_ms + 60_000, "after")] {
+        app.update(Event::Net(NetEvent::Frame(ServerFrame::Message(
+            roomcast_protocol::RoomMessage {
+                room: room("lobby"),
+                user: user("bob"),
+                seq,
+                ts,
+                message: text.into(),
+            },
+        ))));
+    }
+    let shown = screen(&app);
+    assert!(shown.contains("00:59 bob: before"), "{shown}");
+    assert!(shown.contains("02:00 bob: after"), "{shown}");
+}

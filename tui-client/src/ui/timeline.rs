@@ -27,15 +27,15 @@ pub fn entry_lines(
     width: u16,
 ) -> Vec<Line<'static>> {
     let width = usize::from(width);
-    let offset = app.settings.utc_offset_secs;
+    let zone = &app.settings.time_zone;
     let mut lines = Vec::new();
-    let day = clock::day(entry.ts(), offset);
-    if prev.is_some_and(|p| clock::day(p.ts(), offset) != day) {
+    let day = clock::day(entry.ts(), zone);
+    if prev.is_some_and(|p| clock::day(p.ts(), zone) != day) {
         let label = format!("── {} ──", clock::date_label(day));
         lines.extend(wrap(&[Span::styled(label, palette::dim())], width, 0));
     }
     let time = Span::styled(
-        format!("{} ", clock::hh_mm(entry.ts(), offset)),
+        format!("{} ", clock::hh_mm(entry.ts(), zone)),
         palette::dim(),
     );
     let spans = match entry {

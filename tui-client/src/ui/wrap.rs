@@ -5,23 +5,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthChar;
 
-/// Makes text safe to draw: control characters (escape sequences!) and bidirectional
-/// overrides (which can make text read differently than it is) become U+FFFD; a tab becomes a
-/// space. Line breaks stay; the wrapper turns them into new rows.
-pub fn sanitize(text: &str) -> String {
-    text.chars().map(clean_char).collect()
-}
-
-/// One character of [`sanitize`].
-pub fn clean_char(c: char) -> char {
-    match c {
-        '\n' => '\n',
-        '\t' => ' ',
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
-        c if c.is_control() => '\u{FFFD}',
-        c => c,
-    }
-}
+/// The protocol crate's rule, shared with `roomcast listen`: control characters and
+/// bidirectional overrides become U+FFFD, a tab a space, line breaks stay.
+pub use roomcast_protocol::terminal_text::{clean_char, sanitize};
 
 /// Columns `c` takes on screen.
 pub fn char_width(c: char) -> usize {
@@ -206,13 +192,5 @@ mod tests {
     fn long_words_are_split_and_line_breaks_kept() {
         assert_eq!(rows("abcdefgh", 3, 0), ["abc", "def", "gh"]);
         assert_eq!(rows("one\ntwo", 10, 2), ["one", "  two"]);
-    }
-
-    #[test]
-    fn escape_sequences_from_peers_are_neutralized() {
-        let clean = sanitize("hi\u{1b}[2Jthere\u{202E}x\ty");
-        assert!(!clean.contains('\u{1b}'));
-        assert!(!clean.contains('\u{202E}'));
-        assert_eq!(clean, "hi\u{FFFD}[2Jthere\u{FFFD}x y");
     }
 }

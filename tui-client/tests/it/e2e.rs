@@ -1,15 +1,26 @@
 //! One run in a real terminal: tmux hosts `roomcast-chat`, keys are typed with `send-keys`,
 //! and the screen is read with `capture-pane`.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use roomcast_protocol::ServerFrame;
 use roomcast_server::Config;
 
-use crate::support::{TestServer, WAIT, wait_for};
+use roomcast_testing::eventually;
+use tokio::process::Command;
 
-/// A tmux server of our own (unique socket), killed on drop even when the test fails.
+use crate::support::{TestServer, WAIT, wait_for, within};
+
+/// How long after the pane died tmux may take to record the exit status: tmux 3.3 sometimes
+/// never records it for a detached session, so the status is checked only when it comes.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// How often a wait reads the pane again: a terminal has no event to wait on.
+const SCREEN_POLL: Duration = Duration::from_millis(50);
+
+/// A tmux server of our own (unique socket), killed on drop even when the test fails. Every
+/// tmux call is a tokio process, so no runtime worker waits on one.
 struct Tmux {
     socket: String,
     /// The socket file, removed on drop: `kill-server` does not always unlink it.
@@ -17,8 +28,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &[&str], size: (u16, u16)) -> Self {
-        let version = Command::new("tmux").arg("-V").output();
+    async fn start(command: &[&str], size: (u16, u16)) -> Self {
+        let version = Command::new("tmux").arg("-V").output().await;
         assert!(
             version.as_ref().is_ok_and(|o| o.status.success()),
             "tmux is required for the end-to-end test and was not found: install it \
@@ -43,18 +54,21 @@ impl Tmux {
             &height,
         ];
         args.extend_from_slice(command);
-        tmux.run(&args);
+        tmux.run(&args).await;
         let path = tmux
             .run(&["display-message", "-p", "#{socket_path}"])
+            .await
             .stdout;
         tmux.socket_path = Some(String::from_utf8_lossy(&path).trim().to_owned());
         // Keep the pane after the program exits, to check how it left the terminal.
-        tmux.run(&["set-option", "-w", "-t", "chat", "remain-on-exit", "on"]);
+        tmux.run(&["set-option", "-w", "-t", "chat", "remain-on-exit", "on"])
+            .await;
         tmux
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("tmux");
+        command
             .args(["-L", &self.socket, "-f", "/dev/null", "-u"])
             .args(args)
             .env("TERM", "xterm-256color")
@@ -63,88 +77,95 @@ impl Tmux {
             .env_remove("ROOMCAST_ROOMS")
             .env_remove("ROOMCAST_URL")
             .env_remove("ROOMCAST_USER")
-            .output()
+            .env_remove("ROOMCAST_SERVER_TIMEOUT")
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let output = within("a tmux command", self.command(args).output())
+            .await
             .expect("tmux runs");
         assert!(output.status.success(), "tmux {args:?} failed: {output:?}");
         output
     }
 
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "chat"]).stdout)
-            .into_owned()
+    async fn screen(&self) -> String {
+        let output = self.run(&["capture-pane", "-p", "-t", "chat"]).await;
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn format(&self, format: &str) -> String {
-        let output = self.run(&["display-message", "-p", "-t", "chat", format]);
+    async fn format(&self, format: &str) -> String {
+        let output = self
+            .run(&["display-message", "-p", "-t", "chat", format])
+            .await;
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     /// Waits until the program in the pane has exited, then says how it left the terminal:
     /// exit status (when tmux reports it), alternate screen, mouse capture.
-    fn exit_state(&self) -> (Option<String>, String, String) {
-        let deadline = Instant::now() + WAIT;
-        while self.format("#{pane_dead}") != "1" {
-            assert!(
-                Instant::now() < deadline,
-                "roomcast-chat did not exit:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // tmux 3.3 marks the pane dead when its terminal closes and records the exit status
-        // when it reaps the process; now and then it never records it for a detached session.
-        // So the status is checked whenever tmux has it, and the terminal state always.
-        let reaped = Instant::now() + Duration::from_secs(1);
-        let status = loop {
-            let dead = self.format("#{pane_dead_status}:#{pane_dead_signal}");
-            match dead.split_once(':') {
-                Some((status, _)) if !status.is_empty() => break Some(status.to_owned()),
-                Some((_, signal)) if !signal.is_empty() => break Some(format!("signal {signal}")),
-                _ if Instant::now() > reaped => break None,
-                _ => std::thread::sleep(Duration::from_millis(20)),
+    async fn exit_state(&self) -> (Option<String>, String, String) {
+        eventually("roomcast-chat to exit", || async {
+            (self.format("#{pane_dead}").await == "1").then_some(())
+        })
+        .await;
+        let reaped = tokio::time::timeout(EXIT_STATUS_WAIT, async {
+            loop {
+                let dead = self.format("#{pane_dead_status}:#{pane_dead_signal}").await;
+                match dead.split_once(':') {
+                    Some((status, _)) if !status.is_empty() => return status.to_owned(),
+                    Some((_, signal)) if !signal.is_empty() => return format!("signal {signal}"),
+                    _ => tokio::time::sleep(SCREEN_POLL).await,
+                }
             }
-        };
+        })
+        .await;
         // tmux prints an empty flag for "off" on a dead pane, so each is spelled out.
         (
-            status,
-            self.format("#{?alternate_on,on,off}"),
-            self.format("#{?mouse_any_flag,on,off}"),
+            reaped.ok(),
+            self.format("#{?alternate_on,on,off}").await,
+            self.format("#{?mouse_any_flag,on,off}").await,
         )
     }
 
-    /// Polls the screen (bounded, short pauses: a terminal has no event to wait on).
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
+    /// Polls the screen until `done` holds (a terminal has no event to wait on); fails with
+    /// the last screen after [`WAIT`].
+    async fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                last = self.screen().await;
+                if done(&last) {
+                    return last.clone();
+                }
+                tokio::time::sleep(SCREEN_POLL).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("timed out waiting for {what}; the screen:\n{last}"))
     }
 
-    fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "chat", "-l", text]);
+    async fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "chat", "-l", text]).await;
     }
 
-    fn key(&self, key: &str) {
-        self.run(&["send-keys", "-t", "chat", key]);
+    async fn key(&self, key: &str) {
+        self.run(&["send-keys", "-t", "chat", key]).await;
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _best_effort = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-        if let Some(path) = &self.socket_path {
-            let _already_gone = std::fs::remove_file(path);
-        }
+        // Drop cannot await, and the socket file may only go once the server is gone: the
+        // cleanup blocks, so the runtime first moves this worker's other tasks elsewhere.
+        tokio::task::block_in_place(|| {
+            let _best_effort = std::process::Command::new("tmux")
+                .args(["-L", &self.socket, "kill-server"])
+                .output();
+            if let Some(path) = &self.socket_path {
+                let _already_gone = std::fs::remove_file(path);
+            }
+        });
     }
 }
 
@@ -164,17 +185,20 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
             "lobby",
         ],
         (100, 30),
-    );
+    )
+    .await;
     tmux.wait_for("the chat to join lobby", |s| {
         s.contains("joined lobby") && s.contains("connected")
-    });
+    })
+    .await;
     assert_eq!(
-        tmux.format("#{?alternate_on,on,off} #{?mouse_any_flag,on,off}"),
+        tmux.format("#{?alternate_on,on,off} #{?mouse_any_flag,on,off}")
+            .await,
         "on on"
     );
 
-    tmux.type_text("hello from a real terminal");
-    tmux.key("Enter");
+    tmux.type_text("hello from a real terminal").await;
+    tmux.key("Enter").await;
     let (from, text) = wait_for(&mut bob, "the typed message", |f| match f {
         ServerFrame::Message(m) => Some((m.user.to_string(), m.message.clone())),
         _ => None,
@@ -188,16 +212,20 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
     server.send_test("lobby", "sent over HTTP").await;
     tmux.wait_for("the send-test message", |s| {
         s.contains("server: sent over HTTP")
-    });
+    })
+    .await;
 
     // Bracketed paste: several lines ask first, then go out as one message.
-    tmux.run(&["set-buffer", "-b", "two", "first line\nsecond line"]);
-    tmux.run(&["paste-buffer", "-p", "-d", "-b", "two", "-t", "chat"]);
+    tmux.run(&["set-buffer", "-b", "two", "first line\nsecond line"])
+        .await;
+    tmux.run(&["paste-buffer", "-p", "-d", "-b", "two", "-t", "chat"])
+        .await;
     tmux.wait_for("the paste question", |s| {
         s.contains("paste 2 lines as one message?")
-    });
-    tmux.key("y");
-    tmux.key("Enter");
+    })
+    .await;
+    tmux.key("y").await;
+    tmux.key("Enter").await;
     let pasted = wait_for(&mut bob, "the pasted message", |f| match f {
         ServerFrame::Message(m) if m.user.as_str() == "ana" => Some(m.message.clone()),
         _ => None,
@@ -205,9 +233,9 @@ async fn a_real_terminal_sends_receives_and_restores_itself() {
     .await;
     assert_eq!(pasted, "first line\nsecond line");
 
-    tmux.type_text("/quit");
-    tmux.key("Enter");
-    assert_restored(&tmux);
+    tmux.type_text("/quit").await;
+    tmux.key("Enter").await;
+    assert_restored(&tmux).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,20 +251,23 @@ async fn a_terminate_signal_restores_the_terminal_too() {
             "lobby",
         ],
         (80, 24),
-    );
-    tmux.wait_for("the chat to connect", |s| s.contains("connected"));
-    let pid = tmux.format("#{pane_pid}");
+    )
+    .await;
+    tmux.wait_for("the chat to connect", |s| s.contains("connected"))
+        .await;
+    let pid = tmux.format("#{pane_pid}").await;
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
+        .await
         .expect("kill runs");
     assert!(killed.success());
-    assert_restored(&tmux);
+    assert_restored(&tmux).await;
 }
 
 /// The program exited with 0 (when tmux knows), off the alternate screen, mouse released.
-fn assert_restored(tmux: &Tmux) {
-    let (status, alternate, mouse) = tmux.exit_state();
+async fn assert_restored(tmux: &Tmux) {
+    let (status, alternate, mouse) = tmux.exit_state().await;
     if let Some(status) = status {
         assert_eq!(status, "0", "exit status");
     }

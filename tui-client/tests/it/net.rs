@@ -1,12 +1,15 @@
 //! The network task and the app against a real server.
 
+use std::time::Duration;
+
 use roomcast_chat::app::Link;
 use roomcast_chat::rooms::Entry;
 use roomcast_protocol::ServerFrame;
 use roomcast_server::Config;
+use tokio::time::Instant;
 
-use crate::proxy::Proxy;
 use crate::support::{Chat, TestServer, entries, is_joined, room, texts, wait_for};
+use roomcast_testing::TcpProxy;
 
 fn missing_lines(entries: &[Entry]) -> Vec<Option<u64>> {
     entries
@@ -104,7 +107,7 @@ async fn a_server_restart_reconnects_and_says_messages_may_be_missing() {
 #[tokio::test]
 async fn a_dropped_link_recovers_every_missed_message_without_a_gap_line() {
     let server = TestServer::start(Config::default()).await;
-    let proxy = Proxy::start(server.addr).await;
+    let proxy = TcpProxy::start(server.addr).await;
     let mut chat = Chat::start(&proxy.url, "ana", &["lobby"]);
     chat.until("lobby joined", |app| is_joined(app, "lobby"))
         .await;
@@ -160,5 +163,58 @@ async fn nick_reconnects_as_the_new_name_and_rejoins_without_a_gap() {
     .await;
     assert_eq!(from, "Ana Lima");
     assert!(missing_lines(&entries(&chat.app, "lobby")).is_empty());
+    chat.quit().await;
+}
+
+#[tokio::test]
+async fn a_server_gone_silent_is_dropped_within_the_bound_and_recovered_without_a_gap() {
+    let server_timeout = Duration::from_secs(1);
+    let server = TestServer::start(Config::default()).await;
+    let proxy = TcpProxy::start(server.addr).await;
+    let mut chat = Chat::start_with(&proxy.url, "ana", &["lobby"], |config| {
+        config.server_timeout = server_timeout;
+    });
+    chat.until("lobby joined", |app| is_joined(app, "lobby"))
+        .await;
+    server.send_test("lobby", "one").await;
+    chat.until("the first message", |app| texts(app, "lobby").len() == 1)
+        .await;
+
+    // No FIN, no RST, no close frame: only the client's own bound can tell.
+    proxy.go_silent();
+    let silent_since = Instant::now();
+    chat.until("the silent server to be dropped", |app| {
+        matches!(app.link(), Link::Reconnecting { .. })
+    })
+    .await;
+    let noticed_after = silent_since.elapsed();
+    let Link::Reconnecting { reason, .. } = chat.app.link().clone() else {
+        unreachable!("checked just above");
+    };
+    assert_eq!(reason, "no answer from the server for 1s");
+    let latest = server_timeout + Duration::from_secs(2);
+    assert!(
+        noticed_after <= latest,
+        "noticed after {noticed_after:?}, past the bound plus slack ({latest:?})"
+    );
+
+    for text in ["two", "three"] {
+        server.send_test("lobby", text).await;
+    }
+    proxy.resume();
+    chat.until("the missed messages replayed", |app| {
+        texts(app, "lobby").len() == 3
+    })
+    .await;
+    server.send_test("lobby", "four").await;
+    chat.until("a live message after recovery", |app| {
+        texts(app, "lobby").len() == 4
+    })
+    .await;
+    assert_eq!(texts(&chat.app, "lobby"), ["one", "two", "three", "four"]);
+    assert!(
+        missing_lines(&entries(&chat.app, "lobby")).is_empty(),
+        "recovered: no gap line"
+    );
     chat.quit().await;
 }

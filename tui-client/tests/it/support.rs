@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roomcast_chat::app::{App, Settings};
-use roomcast_chat::backoff::Backoff;
 use roomcast_chat::event::{Effect, Event};
 use roomcast_chat::net::{self, NetCommand, NetConfig, NetEvent};
 use roomcast_chat::rooms::Entry;
-use roomcast_protocol::{RoomName, ServerUrl};
+use roomcast_protocol::{Backoff, RoomName, ServerUrl};
 pub use roomcast_testing::{TestServer, WAIT, room, user, wait_for, within};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,6 +25,16 @@ pub struct Chat {
 impl Chat {
     /// `name` joining `rooms` on `url`, with fast retries and pings so tests take seconds.
     pub fn start(url: &ServerUrl, name: &str, rooms: &[&str]) -> Self {
+        Self::start_with(url, name, rooms, |_| {})
+    }
+
+    /// [`Chat::start`], with `adjust` changing the network task's settings first.
+    pub fn start_with(
+        url: &ServerUrl,
+        name: &str,
+        rooms: &[&str],
+        adjust: impl FnOnce(&mut NetConfig),
+    ) -> Self {
         let rooms: Vec<RoomName> = rooms.iter().map(|r| room(r)).collect();
         let mut config = NetConfig::new(url.clone(), Some(user(name)), rooms.clone());
         config.backoff = Backoff {
@@ -32,12 +42,13 @@ impl Chat {
             cap: Duration::from_millis(200),
         };
         config.ping_every = Duration::from_millis(200);
+        adjust(&mut config);
         let (commands, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, events) = mpsc::channel(net::EVENT_QUEUE);
         let task = tokio::spawn(net::run(config, command_rx, event_tx));
         let settings = Settings {
             server_label: url.authority(),
-            utc_offset_secs: 0,
+            time_zone: TimeZone::UTC,
             hide_presence: false,
             show_members: true,
         };

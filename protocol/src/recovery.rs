@@ -1,16 +1,18 @@
-//! Where this client is in each joined room's stream, so a rejoin asks for exactly what it
-//! missed (`join` with `since`).
+//! Where a client is in each joined room's stream, so a rejoin after a lost session asks for
+//! exactly what it missed (`join` with `since`). The TUI and `roomcast listen` both keep one.
 
-use roomcast_protocol::{Position, RoomName};
+use crate::room::RoomName;
+use crate::v1::Position;
 
 /// The rooms to be in, in join order, each with the last position seen.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Positions {
+pub struct Positions {
     rooms: Vec<(RoomName, Option<Position>)>,
 }
 
 impl Positions {
-    pub(super) fn new(rooms: &[RoomName]) -> Self {
+    /// `rooms` in order (repeats once), no position yet.
+    pub fn new(rooms: &[RoomName]) -> Self {
         let mut positions = Self::default();
         for room in rooms {
             positions.add(room.clone());
@@ -19,7 +21,7 @@ impl Positions {
     }
 
     /// Adds `room`; false when it was already there.
-    pub(super) fn add(&mut self, room: RoomName) -> bool {
+    pub fn add(&mut self, room: RoomName) -> bool {
         if self.rooms.iter().any(|(r, _)| *r == room) {
             return false;
         }
@@ -27,19 +29,26 @@ impl Positions {
         true
     }
 
+    /// Makes the next join of `room` (already added) ask for what follows `since`.
+    pub fn start_from(&mut self, room: &RoomName, since: Position) {
+        if let Some((_, position)) = self.rooms.iter_mut().find(|(r, _)| r == room) {
+            *position = Some(since);
+        }
+    }
+
     /// Forgets `room` and its position.
-    pub(super) fn remove(&mut self, room: &RoomName) {
+    pub fn remove(&mut self, room: &RoomName) {
         self.rooms.retain(|(r, _)| r != room);
     }
 
     /// Every room with the `since` to send.
-    pub(super) fn joins(&self) -> Vec<(RoomName, Option<Position>)> {
+    pub fn joins(&self) -> Vec<(RoomName, Option<Position>)> {
         self.rooms.clone()
     }
 
     /// Records a `joined`. When a replay follows, the position stays where the replay starts,
     /// so a session lost mid-replay asks again for the rest.
-    pub(super) fn joined(
+    pub fn joined(
         &mut self,
         room: &RoomName,
         epoch: &str,
@@ -61,7 +70,7 @@ impl Positions {
     }
 
     /// Records a message's seq.
-    pub(super) fn saw(&mut self, room: &RoomName, seq: u64) {
+    pub fn saw(&mut self, room: &RoomName, seq: u64) {
         if let Some((_, Some(position))) = self.rooms.iter_mut().find(|(r, _)| r == room) {
             position.seq = position.seq.max(seq);
         }

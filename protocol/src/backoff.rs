@@ -1,5 +1,5 @@
 //! Reconnect delays: jittered exponential backoff, so a restarted server is not hit by every
-//! client at the same instant.
+//! client at the same instant. The TUI and `roomcast listen` reconnect on this schedule.
 
 use std::time::Duration;
 
