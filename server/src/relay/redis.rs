@@ -418,16 +418,29 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("--redis-url"), "{err}");
-        assert!(!err.contains("hunter2"), "passwords never reach logs: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "passwords never reach logs: {err}"
+        );
         let prefix = Config {
             redis_prefix: "has space".into(),
             ..with_urls(&["redis://127.0.0.1:6380"])
         };
-        assert!(clients(&prefix).err().unwrap_or_default().contains("--redis-prefix"));
+        assert!(
+            clients(&prefix)
+                .err()
+                .unwrap_or_default()
+                .contains("--redis-prefix")
+        );
         let short = Config {
             redis_node_timeout: Duration::from_millis(100),
             ..with_urls(&["redis://127.0.0.1:6380"])
         };
-        assert!(clients(&short).err().unwrap_or_default().contains("--redis-node-timeout"));
+        assert!(
+            clients(&short)
+                .err()
+                .unwrap_or_default()
+                .contains("--redis-node-timeout")
+        );
     }
 }
