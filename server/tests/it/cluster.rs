@@ -473,7 +473,7 @@ async fn garbage_on_a_room_channel_is_counted_and_delivery_goes_on() {
 }
 
 #[tokio::test]
-async fn a_node_without_redis_starts_unready_and_refuses_joins_until_redis_appears() {
+async fn a_node_whose_redis_is_unreachable_starts_unready_and_refuses_joins() {
     let port = crate::redis_support::free_port().await;
     let url = format!("redis://127.0.0.1:{port}");
     let server = TestServer::start(relayed(&[url])).await;
