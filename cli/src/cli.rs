@@ -48,9 +48,11 @@ not connect. Every flag has a ROOMCAST_* environment twin, shown in each command
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The server's base URL, http(s):// or ws(s):// alike; socket and HTTP addresses are
-    /// derived from it.
-    #[arg(long, global = true, env = "ROOMCAST_URL", default_value = DEFAULT_SERVER_URL)]
-    pub url: ServerUrl,
+    /// derived from it. `soak` takes several (the nodes of one cluster: repeat the flag or
+    /// separate with commas) and spreads its clients over them; other commands use the first.
+    #[arg(long, global = true, env = "ROOMCAST_URL", default_value = DEFAULT_SERVER_URL,
+          value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub url: Vec<ServerUrl>,
 
     /// Key sent as `Authorization: Bearer <key>` when publishing over HTTP (the server's
     /// --api-key). Without a key, servers accept publishes from loopback only.
@@ -64,6 +66,13 @@ pub struct GlobalArgs {
     /// No status lines or progress on stderr (errors are still printed).
     #[arg(long, short, global = true, env = "ROOMCAST_QUIET", value_parser = FalseyValueParser::new(), default_value_t = false)]
     pub quiet: bool,
+}
+
+impl GlobalArgs {
+    /// The first `--url`: the server every command but `soak` talks to.
+    pub fn server(&self) -> ServerUrl {
+        self.url.first().cloned().unwrap_or_default()
+    }
 }
 
 /// The commands.

@@ -25,8 +25,10 @@ use crate::exit::Code;
 /// print.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    /// The server's base URL.
+    /// The server's base URL (the first `--url`).
     pub server: ServerUrl,
+    /// Every `--url`, first included: the nodes `soak` spreads its clients over.
+    pub servers: Vec<ServerUrl>,
     /// Its HTTP API.
     pub api: Api,
     /// `--json`: data as one JSON object per line.
@@ -50,9 +52,11 @@ pub fn run(cli: Cli) -> Result<Code> {
         return completions::run(args, &mut io::stdout().lock());
     }
     let global = cli.global;
+    let server = global.server();
     let ctx = Ctx {
-        api: Api::new(&global.url, global.api_key)?,
-        server: global.url,
+        api: Api::new(&server, global.api_key)?,
+        server,
+        servers: global.url,
         json: global.json,
         quiet: global.quiet,
     };

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
     init_logs();
-    let server = cli.global.url.clone();
+    let server = cli.global.server();
     match cmd::run(cli) {
         Ok(code) => code.into(),
         Err(err) => exit::report(&err, &server).into(),

@@ -47,6 +47,15 @@ pub(crate) async fn room(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
 ) -> Result<Json<RoomSummary>, ApiError> {
+    let name = RoomName::new(&room)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
+    // With a relay: members of every node, read from Redis.
+    match state.relay.summary(&name).await {
+        Some(Ok(Some(summary))) => return Ok(Json(summary)),
+        Some(Ok(None)) => return Err(not_found(&name)),
+        Some(Err(e)) => return Err(ApiError::unavailable(e.to_string())),
+        None => {}
+    }
     let room = existing_room(&state, &room)?;
     Ok(Json(RoomSummary::from(room.stats())))
 }
@@ -94,11 +103,13 @@ pub(crate) async fn history(
 fn existing_room(state: &AppState, name: &str) -> Result<Arc<Room>, ApiError> {
     let name = RoomName::new(name)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
-    state.rooms.get(&name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("no room {name} here"),
-        )
-    })
+    state.rooms.get(&name).ok_or_else(|| not_found(&name))
+}
+
+fn not_found(name: &RoomName) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no room {name} here"),
+    )
 }

@@ -21,7 +21,8 @@ use serde::Deserialize;
 use crate::api_error::ApiError;
 use crate::auth::PeerAddr;
 use crate::publish::{
-    Checked, PublishRequest, authorize, check, keyed_error, publish_leased, respond, too_large,
+    Checked, PublishRequest, authorize, check, keyed_error, receipt, respond, start_publish,
+    too_large,
 };
 use crate::state::AppState;
 
@@ -101,22 +102,30 @@ async fn publish_all(
     rooms: &[RoomName],
     checked: &Checked,
 ) -> Result<Broadcast, ApiError> {
-    let publish_now = || {
+    let publish_now = || async {
         let leases = state
             .rooms
             .lease_all(rooms)
             .map_err(|full| ApiError::unavailable(format!("{full}; nothing was published")))?;
-        let results = leases
+        // Every publish is handed to the hook before any is awaited: locally they are all done
+        // by then; with Redis they share round trips.
+        let started: Vec<_> = leases
             .iter()
-            .map(|lease| publish_leased(state, lease, checked))
+            .map(|lease| (lease, start_publish(state, lease, checked)))
             .collect();
+        let mut results = Vec::with_capacity(started.len());
+        for (lease, publishing) in started {
+            results.push(receipt(lease, publishing).await?);
+        }
         Ok(Broadcast { results })
     };
+    // With Redis the key is remembered there per room; locally the whole broadcast is
+    // remembered in this node's cache.
     match &checked.idempotency_key {
-        None => publish_now(),
-        Some(key) => {
+        Some(key) if !state.relay.is_relayed() => {
             let answer = state.broadcasts.get_or_publish(key, publish_now).await;
             answer.map_err(keyed_error)
         }
+        _ => publish_now().await,
     }
 }

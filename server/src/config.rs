@@ -108,6 +108,27 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
+    /// Redis to share rooms with other nodes: `redis://[user:password@]HOST:PORT[/DB]`, or
+    /// `rediss://` for TLS (the URL Render Key Value hands out works as it is). Repeat the flag
+    /// (or separate with commas) to shard rooms over several Redis instances by a consistent
+    /// hash of the room name. Without it the node is alone and nothing Redis-related runs.
+    #[arg(
+        long,
+        env = "ROOMCAST_REDIS_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_url: Vec<String>,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "ROOMCAST_REDIS_PREFIX", default_value = "roomcast")]
+    pub redis_prefix: String,
+
+    /// How long a node may miss its Redis heartbeat (sent every third of this) before other
+    /// nodes count it dead, remove its members from presence and announce their `leave`.
+    #[arg(long, env = "ROOMCAST_REDIS_NODE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub redis_node_timeout: Duration,
+
     /// How long shutdown waits for sessions to close after telling them (1001) before exiting.
     /// Must be more than 0.
     #[arg(long, env = "ROOMCAST_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
@@ -167,6 +188,9 @@ impl Default for Config {
             api_key: None,
             shutdown_grace: Duration::from_secs(10),
             drain_window: Duration::ZERO,
+            redis_url: Vec::new(),
+            redis_prefix: "roomcast".to_owned(),
+            redis_node_timeout: Duration::from_secs(10),
         }
     }
 }

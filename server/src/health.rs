@@ -18,11 +18,18 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 /// `GET /readyz`: 200 while accepting sessions, 503 once shutdown has started, so a load
 /// balancer stops routing here before the sessions are closed.
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.is_accepting() {
-        Json(json!({ "ready": true })).into_response()
+    let reason = if state.is_accepting() {
+        // With --redis-url, a node that cannot reach Redis cannot deliver: route elsewhere.
+        state.relay.readiness().err()
     } else {
-        let body = Json(json!({ "ready": false, "reason": "shutting down" }));
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        Some("shutting down".to_owned())
+    };
+    match reason {
+        None => Json(json!({ "ready": true })).into_response(),
+        Some(reason) => {
+            let body = Json(json!({ "ready": false, "reason": reason }));
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
     }
 }
 

@@ -83,6 +83,17 @@ impl History {
         }
     }
 
+    /// Forgets every message (a relayed room loading another epoch's history).
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// The newest kept message's seq.
+    pub(crate) fn last_seq(&self) -> Option<u64> {
+        self.entries.back().map(|m| m.seq)
+    }
+
     /// Keeps `message` (unless history is disabled), dropping the oldest past either bound.
     pub(crate) fn push(&mut self, message: Arc<Publication>) {
         if self.max_entries == 0 {

@@ -7,6 +7,7 @@
 //! with the same key waits for that publish's answer instead of publishing again. Requests with
 //! other keys never wait for it.
 
+use std::future::Future;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
@@ -167,11 +168,14 @@ impl<K: Eq + Hash + Clone, V: Receipts> IdempotencyCache<K, V> {
     /// Answers `key`'s first result, or runs `publish` and remembers its result. A concurrent
     /// request with the same key waits for this one's answer (at most [`IN_FLIGHT_WAIT`]) and
     /// publishes only if this one failed. Failures are not remembered.
-    pub(crate) async fn get_or_publish<E>(
+    pub(crate) async fn get_or_publish<E, F>(
         &self,
         key: &K,
-        publish: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, Keyed<E>> {
+        publish: impl FnOnce() -> F,
+    ) -> Result<V, Keyed<E>>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
         let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
         let claim = loop {
             match self.lookup(key, Instant::now()) {
@@ -187,7 +191,8 @@ impl<K: Eq + Hash + Clone, V: Receipts> IdempotencyCache<K, V> {
                 }
             }
         };
-        let answer = publish().map_err(Keyed::Failed)?;
+        // A dropped request drops the claim too, which forgets the key and wakes the waiters.
+        let answer = publish().await.map_err(Keyed::Failed)?;
         claim.settle(&answer, Instant::now());
         Ok(answer)
     }

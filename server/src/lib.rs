@@ -14,7 +14,9 @@
 //! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
 //!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
-//! - `relay`: the one publish hook every message goes through, whatever its source.
+//! - `relay`: the one publish hook every message goes through, whatever its source; it goes to
+//!   this node's rooms (`Local`) or through Redis (`relay/redis*`: connections, Lua scripts,
+//!   subscriber, publish writer, presence and heartbeat, sharding, key layout).
 //! - `registry` (every room by name, the one lifetime rule, membership and lease guards, the
 //!   deadline queue of rooms waiting to expire) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
@@ -106,6 +108,8 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
             "sessions still open after --shutdown-grace; exiting anyway"
         );
     }
+    // Sessions have left their rooms: the relay tells Redis before it stops.
+    state.relay.stop().await;
     stop_serving.cancel();
     match tokio::time::timeout_at(deadline, serving).await {
         Ok(Ok(())) => info!("shutdown complete"),

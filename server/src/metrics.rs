@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -34,6 +34,8 @@ pub struct Metrics {
     rooms_refused: Counter<u64, AtomicU64>,
     history_replays: Family<Labels, Counter<u64, AtomicU64>>,
     resident_memory: Gauge<i64, AtomicI64>,
+    /// The relay's metrics, when `--redis-url` is set.
+    relay: std::sync::OnceLock<Registry>,
 }
 
 impl Default for Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
             rooms_refused: Counter::default(),
             history_replays: Family::default(),
             resident_memory: Gauge::default(),
+            relay: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -205,13 +208,24 @@ impl Metrics {
             .inc();
     }
 
+    /// Adds the relay's metrics (once; later calls are ignored).
+    pub(crate) fn attach_relay(&self, registry: Registry) {
+        let _first = self.relay.set(registry);
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(bytes);
         }
         let mut text = String::new();
-        if let Err(e) = encode(&mut text, &self.registry) {
+        let encoded = encode_registry(&mut text, &self.registry)
+            .and_then(|()| match self.relay.get() {
+                Some(relay) => encode_registry(&mut text, relay),
+                None => Ok(()),
+            })
+            .and_then(|()| encode_eof(&mut text));
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "could not render metrics");
         }
         text

@@ -16,7 +16,7 @@ use crate::api_error::ApiError;
 use crate::auth::{PeerAddr, authorize_publish};
 use crate::idempotency::{Keyed, MAX_IDEMPOTENCY_KEY_BYTES};
 use crate::registry::Lease;
-use crate::relay::Source;
+use crate::relay::{Publishing, Source};
 use crate::room::Delivery;
 use crate::state::AppState;
 
@@ -168,39 +168,72 @@ pub(crate) async fn publish(
     let room = RoomName::new(room)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
     let checked = check(state, request)?;
-    let publish_now = || {
+    // With Redis the key is remembered there, for every node; locally, in this node's cache.
+    let key = match &checked.idempotency_key {
+        Some(key) if !state.relay.is_relayed() => Some((room.clone(), key.clone())),
+        _ => None,
+    };
+    let publish_now = || async {
         let lease = state
             .rooms
             .lease(&room)
             .map_err(|full| ApiError::unavailable(full.to_string()))?;
-        Ok(publish_leased(state, &lease, &checked))
+        publish_leased(state, &lease, &checked).await
     };
-    match &checked.idempotency_key {
-        None => publish_now(),
+    match key {
+        None => publish_now().await,
         Some(key) => {
-            let key = (room.clone(), key.clone());
             let answer = state.idempotency.get_or_publish(&key, publish_now).await;
             answer.map_err(keyed_error)
         }
     }
 }
 
-/// Publishes through the hook to a room the caller holds.
-pub(crate) fn publish_leased(state: &AppState, lease: &Lease, checked: &Checked) -> PublishReceipt {
-    let room = lease.room();
+/// Publishes through the one hook to a room the caller holds, and waits for the relay's
+/// answer (at once without Redis). Nothing is reported delivered unless it was.
+pub(crate) async fn publish_leased(
+    state: &AppState,
+    lease: &Lease,
+    checked: &Checked,
+) -> Result<PublishReceipt, ApiError> {
+    receipt(lease, start_publish(state, lease, checked)).await
+}
+
+/// Hands the message to the one hook without waiting for the relay, so a broadcast queues
+/// every room's publish before it waits for any (they then share Redis round trips).
+pub(crate) fn start_publish(state: &AppState, lease: &Lease, checked: &Checked) -> Publishing {
+    let relayed_key = checked
+        .idempotency_key
+        .as_deref()
+        .filter(|_| state.relay.is_relayed());
+    state.relay.publish(
+        lease.room(),
+        &checked.user,
+        &checked.message,
+        Source::Http,
+        relayed_key,
+    )
+}
+
+/// The receipt of a publish [`start_publish`] began.
+pub(crate) async fn receipt(
+    lease: &Lease,
+    mut publishing: Publishing,
+) -> Result<PublishReceipt, ApiError> {
     let Delivery {
         seq,
         epoch,
         delivered,
-    } = state
-        .relay
-        .publish(room, &checked.user, &checked.message, Source::Http);
-    PublishReceipt {
-        room: room.name.clone(),
+    } = publishing
+        .wait()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(PublishReceipt {
+        room: lease.room().name.clone(),
         seq,
         epoch: epoch.to_string(),
         delivered,
-    }
+    })
 }
 
 pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {
@@ -211,6 +244,7 @@ pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {
         ),
     }
 }
+
 
 /// Turns a publish outcome into a response, counting it by status.
 pub(crate) fn respond<T: Serialize>(state: &AppState, result: Result<T, ApiError>) -> Response {

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use roomcast_protocol::{LeaveReason, Position, Ref, RoomName};
+use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, UserName};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use tracing::warn;
 use self::deadlines::Deadlines;
 use crate::config::is_latest_on_join;
 use crate::metrics::Metrics;
+use crate::relay::Notices;
 use crate::room::{HistoryLimits, Member, Room, RoomStats};
 
 /// Most expired rooms removed per hold of the registry lock; the janitor lets go between
@@ -47,6 +48,7 @@ struct Shared {
     room_ttl: Duration,
     max_rooms: usize,
     latest_on_join: Vec<String>,
+    relay: RelayHooks,
     metrics: Arc<Metrics>,
     /// Cancelled when shutdown begins. From then on leaving tells nobody: every member is about
     /// to be closed with 1001, and telling each of N members about the N-1 others is O(N²).
@@ -103,6 +105,17 @@ pub(crate) struct RoomSettings {
     pub(crate) room_ttl: Duration,
     pub(crate) max_rooms: usize,
     pub(crate) latest_on_join: Vec<String>,
+    pub(crate) relay: RelayHooks,
+}
+
+/// What the registry tells a relay, and how its rooms behave with one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RelayHooks {
+    /// Rooms are numbered by the relay (see [`Room::deliver`]).
+    pub(crate) relayed: bool,
+    /// Told of every join and leave, so the relay subscribes while a room has local members
+    /// and keeps presence on every node current.
+    pub(crate) notices: Option<Notices>,
 }
 
 impl Registry {
@@ -119,6 +132,7 @@ impl Registry {
                 room_ttl: settings.room_ttl,
                 max_rooms: settings.max_rooms,
                 latest_on_join: settings.latest_on_join,
+                relay: settings.relay,
                 metrics,
                 shutdown,
             }),
@@ -186,11 +200,16 @@ impl Registry {
         reference: Option<&Ref>,
     ) -> Result<Membership, RoomsFull> {
         let lease = self.lease(name)?;
+        let user = member.user.clone();
         let key = lease.room.join(member, since, reference.cloned());
+        if let Some(notices) = &self.shared.relay.notices {
+            notices.joined(name, &user);
+        }
         Ok(Membership {
             registry: self.clone(),
             room: lease.room.clone(),
             key,
+            user,
             reason: LeaveReason::Closed,
         })
     }
@@ -260,6 +279,11 @@ impl Registry {
         self.shared.earliest_changed.notified().await;
     }
 
+    /// Every room that exists now.
+    pub(crate) fn all(&self) -> Vec<Arc<Room>> {
+        self.rooms().by_name.values().map(|e| e.room.clone()).collect()
+    }
+
     /// The room named `name`, if it exists.
     pub(crate) fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
         self.rooms().by_name.get(name).map(|e| e.room.clone())
@@ -307,6 +331,7 @@ impl Rooms {
                     name.clone(),
                     &shared.history,
                     latest,
+                    shared.relay.relayed,
                     shared.metrics.clone(),
                 )),
                 expires_at: None,
@@ -350,6 +375,7 @@ pub(crate) struct Membership {
     registry: Registry,
     room: Arc<Room>,
     key: usize,
+    user: UserName,
     reason: LeaveReason,
 }
 
@@ -369,6 +395,10 @@ impl Drop for Membership {
         let announce = !self.registry.shared.shutdown.is_cancelled();
         if self.room.leave(self.key, self.reason, announce) {
             self.registry.release(&self.room);
+        }
+        // Even at shutdown: the other nodes' members must hear that this node's users left.
+        if let Some(notices) = &self.registry.shared.relay.notices {
+            notices.left(&self.room.name, &self.user, self.reason);
         }
     }
 }

@@ -1,12 +1,19 @@
 //! The one publish hook. Every message, whatever its source (a typed `publish` frame, a
 //! tutorial frame, an HTTP send-test or publish, a broadcast), goes through [`Relay::publish`],
-//! which numbers it and hands it to the room's fan-out.
-//!
-//! Today every room lives in this process ([`Relay::Local`]). A relay that crosses servers (the
-//! planned Redis one) is a new variant here: the sources keep calling the same function.
+//! which numbers it and hands it to the fan-out of its room: on this node only
+//! ([`Relay::Local`]), or through Redis to every node that has members there ([`Relay::Redis`],
+//! with `--redis-url`), where Redis numbers it and each subscribed node fans it out.
 
-use roomcast_protocol::UserName;
+pub(crate) mod redis;
 
+use std::sync::Arc;
+
+use roomcast_protocol::{RoomName, RoomSummary, UserName};
+use tokio::sync::oneshot;
+
+pub(crate) use self::redis::Notices;
+use self::redis::{Receipt, RedisRelay, RelayError};
+use crate::registry::{Lease, Registry, RoomsFull};
 use crate::room::{Delivery, Room};
 
 /// Where a message came from, for `roomcast_messages_published_total{source}`.
@@ -28,27 +35,141 @@ impl Source {
     }
 }
 
-/// How published messages reach a room's members.
+/// How published messages reach a room's members. An enum while the set is closed.
 #[derive(Debug, Default)]
 pub(crate) enum Relay {
-    /// Every member is a session of this process.
+    /// Every member is a session of this process: rooms number and fan out their own messages.
     #[default]
     Local,
+    /// Redis numbers every message and every subscribed node fans it out.
+    Redis(Arc<RedisRelay>),
+}
+
+/// Why a publish or a join was not done. Every variant means: nothing was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PublishError {
+    /// `--max-rooms` rooms exist on this node.
+    #[error("{0}")]
+    RoomsFull(RoomsFull),
+    /// The relay could not do it.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+impl From<RoomsFull> for PublishError {
+    fn from(full: RoomsFull) -> Self {
+        PublishError::RoomsFull(full)
+    }
+}
+
+/// A publish on its way: finished already (local), or waiting for Redis's answer.
+#[derive(Debug)]
+pub(crate) enum Publishing {
+    Done(Result<Delivery, PublishError>),
+    Waiting {
+        answer: oneshot::Receiver<Result<Receipt, RelayError>>,
+        room: Arc<Room>,
+        source: Source,
+    },
+}
+
+impl Publishing {
+    /// The outcome. Cancel-safe: a `select!` may drop this future and call it again.
+    pub(crate) async fn wait(&mut self) -> Result<Delivery, PublishError> {
+        match self {
+            Publishing::Done(result) => result.clone(),
+            Publishing::Waiting {
+                answer,
+                room,
+                source,
+            } => {
+                let receipt = answer
+                    .await
+                    .map_err(|_| RelayError::Stopped)
+                    .and_then(|answer| answer)?;
+                room.record_relayed_publish(*source);
+                Ok(Delivery {
+                    seq: receipt.seq,
+                    epoch: receipt.epoch,
+                    // This node's sessions in the room now: Redis relays the message back and
+                    // this node queues it for them.
+                    delivered: room.local_sessions(),
+                })
+            }
+        }
+    }
 }
 
 impl Relay {
-    /// Publishes `text` as `user` to `room`: numbers it, keeps it in the room's history, and
-    /// queues it for every member. Never waits. The caller holds `room` in use (a membership or
-    /// a lease), so it cannot expire meanwhile.
+    /// Whether messages are numbered by Redis.
+    pub(crate) fn is_relayed(&self) -> bool {
+        matches!(self, Relay::Redis(_))
+    }
+
+    /// **The** publish hook: publishes `text` as `user` to `room`, which the caller holds in
+    /// use (a membership or a lease), so it cannot expire meanwhile. Locally it is numbered,
+    /// kept and queued for every member at once, never waiting. With Redis it is only queued,
+    /// behind this node's earlier publishes to the same shard, so one sender's messages keep
+    /// their order; `idempotency_key` then deduplicates across nodes (locally the HTTP layer's
+    /// cache does).
     pub(crate) fn publish(
         &self,
-        room: &Room,
+        room: &Arc<Room>,
         user: &UserName,
         text: &str,
         source: Source,
-    ) -> Delivery {
+        idempotency_key: Option<&str>,
+    ) -> Publishing {
         match self {
-            Relay::Local => room.publish(user, text, source),
+            Relay::Local => Publishing::Done(Ok(room.publish(user, text, source))),
+            Relay::Redis(relay) => Publishing::Waiting {
+                answer: relay.publish(&room.name, user, text, idempotency_key),
+                room: room.clone(),
+                source,
+            },
+        }
+    }
+
+    /// Gets `room` ready for a join: with Redis, subscribed and loaded on this node. The lease
+    /// keeps the loaded room until the join that follows holds it.
+    pub(crate) async fn prepare_join(
+        &self,
+        rooms: &Registry,
+        room: &RoomName,
+    ) -> Result<Option<Lease>, PublishError> {
+        match self {
+            Relay::Local => Ok(None),
+            Relay::Redis(relay) => {
+                let lease = rooms.lease(room)?;
+                relay.prepare_join(room).await?;
+                Ok(Some(lease))
+            }
+        }
+    }
+
+    /// `Err` with the reason while the relay cannot deliver (`/readyz`).
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        match self {
+            Relay::Local => Ok(()),
+            Relay::Redis(relay) => relay.readiness(),
+        }
+    }
+
+    /// `room` as every node sees it; `None` without a relay (the local room says it all).
+    pub(crate) async fn summary(
+        &self,
+        room: &RoomName,
+    ) -> Option<Result<Option<RoomSummary>, RelayError>> {
+        match self {
+            Relay::Local => None,
+            Relay::Redis(relay) => Some(relay.summary(room).await),
+        }
+    }
+
+    /// Stops the relay (after sessions have closed, so their leaves reach Redis).
+    pub(crate) async fn stop(&self) {
+        if let Relay::Redis(relay) = self {
+            relay.stop().await;
         }
     }
 }

@@ -20,6 +20,10 @@ use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 use crate::relay::Source;
 
+mod relayed;
+
+pub(crate) use self::relayed::{Delivered, Snapshot};
+
 /// A session's entry in a room.
 #[derive(Debug)]
 pub(crate) struct Member {
@@ -61,6 +65,9 @@ pub(crate) struct Room {
     pub(crate) id: u64,
     pub(crate) name: RoomName,
     latest_on_join: bool,
+    /// Numbered by the relay (`--redis-url`): seq, epoch, history and presence mirror Redis,
+    /// and presence events come from the relay rather than from local joins and leaves.
+    relayed: bool,
     metrics: Arc<Metrics>,
     state: Mutex<RoomState>,
 }
@@ -76,6 +83,10 @@ struct RoomState {
     history: History,
     /// Joins and publishes under way (see `registry::Lease`); the room stays while any is.
     leases: usize,
+    /// Relayed rooms: users present on any node, as the relay last said.
+    cluster_users: std::collections::BTreeSet<UserName>,
+    /// Relayed rooms: whether seq, epoch and history were loaded from the relay yet.
+    loaded: bool,
 }
 
 impl Room {
@@ -84,6 +95,7 @@ impl Room {
         name: RoomName,
         history: &HistoryLimits,
         latest_on_join: bool,
+        relayed: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
         let epoch: Arc<str> = format!("{:016x}", fastrand::u64(..)).into();
@@ -91,6 +103,7 @@ impl Room {
             id,
             name,
             latest_on_join,
+            relayed,
             metrics,
             state: Mutex::new(RoomState {
                 members: Slab::new(),
@@ -100,6 +113,8 @@ impl Room {
                 epoch,
                 history: History::new(history.entries, history.bytes),
                 leases: 0,
+                cluster_users: std::collections::BTreeSet::new(),
+                loaded: false,
             }),
         }
     }
@@ -133,7 +148,7 @@ impl Room {
                 .replay(since, &state.epoch, state.seq, self.latest_on_join);
         let mut fan_out = FanOut::default();
         if member.protocol == Protocol::Typed {
-            let members = state.user_list_with(&member.user);
+            let members = state.user_list_with(&member.user, self.relayed);
             let joined = ServerFrame::Joined {
                 room: self.name.clone(),
                 epoch: state.epoch.to_string(),
@@ -154,7 +169,7 @@ impl Room {
 
         let sessions_of_user = state.presence.entry(member.user.clone()).or_insert(0);
         *sessions_of_user += 1;
-        if *sessions_of_user == 1 && state.typed_members > 0 {
+        if *sessions_of_user == 1 && state.typed_members > 0 && !self.relayed {
             let event = frames::typed(&ServerFrame::Join {
                 room: self.name.clone(),
                 user: member.user.clone(),
@@ -200,6 +215,12 @@ impl Room {
         delivery
     }
 
+    /// Counts a publish the relay numbered: this room fans it out only when Redis relays it
+    /// back, so [`Room::publish`]'s count does not run for it.
+    pub(crate) fn record_relayed_publish(&self, source: Source) {
+        self.metrics.record_publish(source);
+    }
+
     /// Removes the member in slot `key`. If that was the user's last session here and
     /// `announce` is set, sends `leave` with `reason` to the remaining typed members. Returns
     /// true if the room is now unused.
@@ -221,7 +242,7 @@ impl Room {
         };
         if last_session_of_user {
             state.presence.remove(&member.user);
-            if announce && state.typed_members > 0 {
+            if announce && state.typed_members > 0 && !self.relayed {
                 let event = frames::typed(&ServerFrame::Leave {
                     room: self.name.clone(),
                     user: member.user,
@@ -258,7 +279,11 @@ impl Room {
         RoomStats {
             name: self.name.clone(),
             sessions: state.members.len(),
-            users: state.presence.keys().cloned().collect(),
+            users: if self.relayed {
+                state.cluster_users.iter().cloned().collect()
+            } else {
+                state.presence.keys().cloned().collect()
+            },
             seq: state.seq,
             epoch: state.epoch.clone(),
         }
@@ -291,9 +316,13 @@ impl RoomState {
             .for_each(|(_, m)| push(&m.outbox));
     }
 
-    /// Present users plus `joining`, sorted, each once.
-    fn user_list_with(&self, joining: &UserName) -> Vec<UserName> {
-        let mut users: Vec<UserName> = self.presence.keys().cloned().collect();
+    /// Present users (on every node when `relayed`) plus `joining`, sorted, each once.
+    fn user_list_with(&self, joining: &UserName, relayed: bool) -> Vec<UserName> {
+        let mut users: Vec<UserName> = if relayed {
+            self.cluster_users.iter().cloned().collect()
+        } else {
+            self.presence.keys().cloned().collect()
+        };
         if let Err(at) = users.binary_search(joining) {
             users.insert(at, joining.clone());
         }

@@ -8,7 +8,7 @@ mod exit;
 mod heartbeat;
 mod rate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, Pro
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::{debug, info};
 
+use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
 use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
@@ -67,6 +68,8 @@ struct Session {
     protocol: Protocol,
     outbox: Outbox,
     memberships: HashMap<RoomName, Membership>,
+    /// Publishes waiting for the relay's answer, oldest first (answers come in this order).
+    in_flight: VecDeque<InFlight>,
     rate: RateLimit,
     state: Arc<AppState>,
 }
@@ -86,13 +89,14 @@ pub(crate) async fn run(
         protocol: start.protocol,
         outbox: Outbox::new(config.max_queue_bytes),
         memberships: HashMap::new(),
+        in_flight: VecDeque::new(),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };
     let exit = match start.refusal {
         Some(refusal) => refusal,
         None => {
-            let outcome = match session.begin(start.room) {
+            let outcome = match session.begin(start.room).await {
                 Ok(()) => session.drive(&mut socket).await,
                 Err(exit) => Err(exit),
             };
@@ -109,7 +113,7 @@ pub(crate) async fn run(
 impl Session {
     /// Queues `welcome` (typed) and joins the room in the URL. A tutorial session that cannot
     /// join its room has nothing to do and ends (1013).
-    fn begin(&mut self, room: Option<RoomName>) -> Result<(), Exit> {
+    async fn begin(&mut self, room: Option<RoomName>) -> Result<(), Exit> {
         if self.protocol == Protocol::Typed {
             let welcome = ServerFrame::Welcome {
                 user: self.user.clone(),
@@ -118,7 +122,7 @@ impl Session {
             self.queue(frames::typed(&welcome));
         }
         if let Some(room) = room {
-            self.join(room, None, None)?;
+            self.join(room, None, None).await?;
         }
         Ok(())
     }
@@ -152,7 +156,7 @@ impl Session {
                 inbound = socket.recv() => {
                     heartbeat.heard();
                     match inbound {
-                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str())?,
+                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()).await?,
                         Some(Ok(Message::Binary(_))) => self.refuse_binary()?,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) => return Err(Exit::ClientClosed),
@@ -165,6 +169,8 @@ impl Session {
                 () = &mut eviction, if awaiting_pong => {
                     return Err(Exit::Timeout(config.ping_timeout));
                 }
+                // A publish the relay answered: its ack or error, in the order they were sent.
+                answered = commands::next_answer(&mut self.in_flight) => self.answered(answered),
                 () = heartbeat.ping_due() => {
                     self.write(socket, Message::Ping(Default::default())).await?;
                     if let Some(deadline) = heartbeat.pinged() {

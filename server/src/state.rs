@@ -12,8 +12,9 @@ use crate::config::{Config, ValidConfig};
 use crate::drain::Drain;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, RoomSettings};
-use crate::relay::Relay;
+use crate::registry::{Registry, RelayHooks, RoomSettings};
+use crate::relay::redis::RedisRelay;
+use crate::relay::{Notices, Relay};
 use crate::room::HistoryLimits;
 use crate::session::SessionId;
 
@@ -32,7 +33,8 @@ pub struct AppState {
     pub(crate) sessions: TaskTracker,
     /// `--max-connections` permits; each session holds one until it ends.
     pub(crate) connection_permits: Arc<Semaphore>,
-    /// Where every message is published (the one publish hook).
+    /// Where every message is published (the one publish hook): this node only, or Redis
+    /// (`--redis-url`).
     pub(crate) relay: Relay,
     /// Results of recent single-room publishes that carried an `idempotency_key`.
     pub(crate) idempotency: IdempotencyCache<(RoomName, String), PublishReceipt>,
@@ -43,25 +45,57 @@ pub struct AppState {
 
 impl AppState {
     /// State for a server running with `config`.
+    /// State for a server running with `config`. With `--redis-url` this starts the relay's
+    /// tasks (they connect in the background).
     pub fn new(config: ValidConfig) -> Arc<Self> {
         let config = config.into_inner();
         let metrics = Arc::new(Metrics::new());
         let shutdown = CancellationToken::new();
+        let redis = if config.redis_url.is_empty() {
+            None
+        } else {
+            // Checked by `Config::validate`, which a `ValidConfig` has passed.
+            let clients = crate::relay::redis::clients(&config)
+                .unwrap_or_else(|e| panic!("a validated --redis-url: {e}"));
+            let notices = Notices::new(clients.len());
+            Some((clients, notices))
+        };
         let rooms = Registry::new(
             RoomSettings {
                 history: HistoryLimits {
                     entries: config.history_size,
                     bytes: config.history_bytes,
                 },
-                room_ttl: config.room_ttl,
+                // With a relay the room's history lives in Redis under its own TTL; the local
+                // copy goes when the last local member leaves (and the node unsubscribes).
+                room_ttl: if redis.is_some() {
+                    std::time::Duration::ZERO
+                } else {
+                    config.room_ttl
+                },
                 max_rooms: config.max_rooms,
                 latest_on_join: config.latest_on_join.clone(),
+                relay: RelayHooks {
+                    relayed: redis.is_some(),
+                    notices: redis.as_ref().map(|(_, notices)| notices.clone()),
+                },
             },
             metrics.clone(),
             shutdown.clone(),
         );
         let drain = Drain::new(config.drain_window);
+        let relay = match redis {
+            None => Relay::Local,
+            Some((clients, notices)) => Relay::Redis(RedisRelay::start(
+                &config,
+                clients,
+                rooms.clone(),
+                notices,
+                &metrics,
+            )),
+        };
         Arc::new(Self {
+            relay,
             connection_permits: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
             )),
@@ -71,7 +105,6 @@ impl AppState {
             shutdown,
             drain,
             sessions: TaskTracker::new(),
-            relay: Relay::default(),
             idempotency: IdempotencyCache::default(),
             broadcasts: IdempotencyCache::default(),
             next_session: AtomicU64::new(1),

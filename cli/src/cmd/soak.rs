@@ -155,7 +155,9 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
     let mut observers = Vec::with_capacity(rooms.len());
     for (r, room) in rooms.iter().enumerate() {
         let user = user_name(&format!("observer-{run}-{r}"))?;
-        let observer = Observer::connect(&ctx.server, room, user).await;
+        // Observers are spread over the nodes too: each checks its room from where it is.
+        let node = &ctx.servers[r % ctx.servers.len().max(1)];
+        let observer = Observer::connect(node, room, user).await;
         observers.push(observer.context("connecting an observer")?);
     }
     let shared = Arc::new(Shared {
@@ -165,7 +167,7 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
     });
     let started = Instant::now();
     let mut fleet = Fleet::connect(
-        &ctx.server,
+        &ctx.servers,
         shared.clone(),
         rooms.clone(),
         args.clients,

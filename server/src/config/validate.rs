@@ -18,6 +18,10 @@ pub const MIN_MESSAGE_BYTES: usize = 512;
 /// least one frame carrying the largest message, or every such message would evict its readers.
 pub const FRAME_ENVELOPE_BYTES: usize = 1024;
 
+/// Shortest accepted `--redis-node-timeout`: nodes heartbeat every third of it, and a beat
+/// much shorter than a Redis round trip under load would count live nodes dead.
+pub const MIN_REDIS_NODE_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// A [`Config`] in which every value can work: what [`crate::run`] and
 /// [`crate::AppState::new`] accept. Made only by [`Config::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +142,21 @@ impl Config {
                 humantime::format_duration(self.shutdown_grace).to_string(),
                 &rule,
             );
+        }
+        if !self.redis_url.is_empty() {
+            check(
+                self.redis_node_timeout >= MIN_REDIS_NODE_TIMEOUT,
+                "--redis-node-timeout",
+                humantime::format_duration(self.redis_node_timeout).to_string(),
+                "must be at least 300ms: nodes heartbeat every third of it",
+            );
+            if let Err(rule) = crate::relay::redis::check_prefix(&self.redis_prefix) {
+                check(false, "--redis-prefix", self.redis_prefix.clone(), &rule);
+            }
+            if let Err(rule) = crate::relay::redis::clients(self) {
+                // The rule names the URL, without its password.
+                check(false, "--redis-url", "(hidden)".to_owned(), &rule);
+            }
         }
         if let Some(key) = &self.api_key {
             check(

@@ -87,7 +87,7 @@ async fn a_concurrent_retry_waits_for_the_answer_in_flight_and_does_not_publish(
         let (cache, k) = (cache.clone(), k.clone());
         async move {
             cache
-                .get_or_publish(&k, || -> Result<_, Infallible> {
+                .get_or_publish(&k, || -> std::future::Ready<Result<_, Infallible>> {
                     panic!("the retry published although the first publish was in flight")
                 })
                 .await
@@ -108,7 +108,7 @@ async fn a_retry_publishes_itself_when_the_publish_in_flight_fails() {
     let cache = RoomKeys::default();
     let k = key("a", "k");
     let first = claim(&cache, &k, Instant::now());
-    let retry = cache.get_or_publish(&k, || Ok::<_, Infallible>(receipt(2)));
+    let retry = cache.get_or_publish(&k, || async { Ok::<_, Infallible>(receipt(2)) });
     let failed = async { drop(first) };
     let (answered, ()) = tokio::join!(retry, failed);
     assert!(matches!(answered, Ok(ref r) if r.seq == 2), "{answered:?}");

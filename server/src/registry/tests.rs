@@ -14,6 +14,7 @@ fn registry(room_ttl: Duration, max_rooms: usize) -> (Registry, CancellationToke
         room_ttl,
         max_rooms,
         latest_on_join: Vec::new(),
+        relay: RelayHooks::default(),
     };
     let registry = Registry::new(settings, Arc::new(Metrics::new()), shutdown.clone());
     (registry, shutdown)

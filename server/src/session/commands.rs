@@ -1,6 +1,7 @@
 //! What a session does with each client frame. Answers go through the session's own outbox, so
 //! they are ordered with the room messages around them.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use roomcast_protocol::{
@@ -11,13 +12,40 @@ use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::{Exit, Session};
 use crate::frames::{self, Protocol};
-use crate::relay::Source;
-use crate::room::Member;
+use crate::relay::{PublishError, Publishing, Source};
+use crate::room::{Delivery, Member};
+
+/// Publishes one session may have waiting for the relay. The rate limit keeps this far off in
+/// practice; past it (Redis stalled) further publishes are refused as `rate_limited`, so a
+/// session's backlog is bounded whatever the client sends.
+const MAX_PUBLISHES_IN_FLIGHT: usize = 64;
+
+/// A publish waiting for the relay's answer.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    room: RoomName,
+    reference: Option<Ref>,
+    publishing: Publishing,
+}
+
+/// The oldest waiting publish's outcome; pending forever while none waits. Cancel-safe.
+pub(super) async fn next_answer(
+    in_flight: &mut VecDeque<InFlight>,
+) -> (InFlight, Result<Delivery, PublishError>) {
+    let Some(first) = in_flight.front_mut() else {
+        return std::future::pending().await;
+    };
+    let outcome = first.publishing.wait().await;
+    match in_flight.pop_front() {
+        Some(first) => (first, outcome),
+        None => std::future::pending().await,
+    }
+}
 
 impl Session {
     /// Handles one text frame. Bad frames are answered with an error frame; only a flood ends
     /// the session.
-    pub(super) fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
+    pub(super) async fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
         if !self.admit()? {
             return Ok(());
         }
@@ -27,7 +55,7 @@ impl Session {
                 Err(refusal) => self.refuse(refusal),
             },
             Protocol::Typed => match decode::typed(text) {
-                Ok(frame) => return self.apply(frame),
+                Ok(frame) => return self.apply(frame).await,
                 Err(refusal) => self.refuse(refusal),
             },
         }
@@ -74,13 +102,13 @@ impl Session {
         ));
     }
 
-    fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+    async fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
         match frame {
             ClientFrame::Join {
                 room,
                 since,
                 reference,
-            } => return self.join(room, since.as_ref(), reference),
+            } => return self.join(room, since.as_ref(), reference).await,
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -102,7 +130,7 @@ impl Session {
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
     /// room's current state and replays nothing. Only a tutorial session's join can end the
     /// session (its one room refused at `--max-rooms`); typed sessions get an error frame.
-    pub(super) fn join(
+    pub(super) async fn join(
         &mut self,
         room: RoomName,
         since: Option<&Position>,
@@ -137,11 +165,20 @@ impl Session {
             protocol: self.protocol,
             outbox: self.outbox.clone(),
         };
-        match self
+        // With a relay, the room must be subscribed and loaded here first (one round trip,
+        // bounded, and only when no other session on this node is in the room).
+        let prepared = self
             .state
-            .rooms
-            .join(&room, member, since, reference.as_ref())
-        {
+            .relay
+            .prepare_join(&self.state.rooms, &room)
+            .await;
+        let joined = prepared.and_then(|_lease_until_joined| {
+            self.state
+                .rooms
+                .join(&room, member, since, reference.as_ref())
+                .map_err(PublishError::from)
+        });
+        match joined {
             Ok(membership) => {
                 self.memberships.insert(room, membership);
                 Ok(())
@@ -169,26 +206,73 @@ impl Session {
     }
 
     fn publish(&mut self, room: RoomName, message: &str, reference: Option<Ref>) {
-        let Some(membership) = self.memberships.get(&room) else {
+        if !self.memberships.contains_key(&room) {
             self.refuse(not_joined(room, reference));
             return;
-        };
-        let relay = &self.state.relay;
-        let delivery = relay.publish(membership.room(), &self.user, message, Source::Socket);
-        if let Some(reference) = reference {
-            self.queue(frames::typed(&ServerFrame::Ack {
-                room,
-                seq: delivery.seq,
-                reference,
-            }));
         }
+        self.publish_in(room, message, reference);
     }
 
     /// A tutorial session publishes to the one room in its URL.
     fn publish_to_url_room(&mut self, message: &str) {
-        if let Some(membership) = self.memberships.values().next() {
-            let relay = &self.state.relay;
-            relay.publish(membership.room(), &self.user, message, Source::Socket);
+        if let Some(room) = self.memberships.keys().next().cloned() {
+            self.publish_in(room, message, None);
+        }
+    }
+
+    /// Publishes through the one hook to a room this session is in. A local publish is
+    /// answered at once; a relayed one is queued and the loop reads its answer later (see
+    /// [`next_answer`]), so pings and other rooms keep flowing meanwhile, and this session's
+    /// messages keep their order (the relay sends them in the order queued).
+    fn publish_in(&mut self, room: RoomName, message: &str, reference: Option<Ref>) {
+        let Some(membership) = self.memberships.get(&room) else {
+            return;
+        };
+        if self.in_flight.len() >= MAX_PUBLISHES_IN_FLIGHT {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{MAX_PUBLISHES_IN_FLIGHT} publishes are still waiting for Redis; this one was dropped"
+                    ),
+                )
+                .about(Some(room), reference),
+            );
+            return;
+        }
+        let relay = &self.state.relay;
+        let publishing = relay.publish(membership.room(), &self.user, message, Source::Socket, None);
+        let sent = InFlight {
+            room,
+            reference,
+            publishing,
+        };
+        match sent.publishing {
+            Publishing::Done(ref outcome) => {
+                let outcome = outcome.clone();
+                self.answered((sent, outcome));
+            }
+            Publishing::Waiting { .. } => self.in_flight.push_back(sent),
+        }
+    }
+
+    /// Answers a publish the relay has decided: `ack` (typed, with a `ref`), or an error frame
+    /// `unavailable` saying it was not delivered.
+    pub(super) fn answered(&mut self, (sent, outcome): (InFlight, Result<Delivery, PublishError>)) {
+        match outcome {
+            Ok(delivery) => {
+                if let (Protocol::Typed, Some(reference)) = (self.protocol, sent.reference) {
+                    self.queue(frames::typed(&ServerFrame::Ack {
+                        room: sent.room,
+                        seq: delivery.seq,
+                        reference,
+                    }));
+                }
+            }
+            Err(e) => self.refuse(
+                Refusal::new(ErrorCode::Unavailable, e.to_string())
+                    .about(Some(sent.room), sent.reference),
+            ),
         }
     }
 }

@@ -60,6 +60,9 @@ fn help_explains_every_flag_with_its_default_and_environment_twin() {
         "--latest-on-join",
         "--api-key",
         "--shutdown-grace",
+        "--redis-url",
+        "--redis-prefix",
+        "--redis-node-timeout",
     ] {
         assert!(help.contains(flag), "--help lists {flag}");
         let twin = format!(

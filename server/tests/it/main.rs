@@ -1,11 +1,13 @@
 //! Integration tests: the real server on 127.0.0.1:0, real sockets, the crate's own clients.
 //! One binary, so the server links once and helpers are shared.
 
+mod redis_support;
 mod support;
 
 mod api;
 mod binary;
 mod broadcast;
+mod cluster;
 mod config;
 mod deploy;
 mod docs;

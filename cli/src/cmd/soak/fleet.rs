@@ -21,7 +21,8 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(10);
 /// The live members of a soak.
 #[derive(Debug)]
 pub struct Fleet {
-    server: ServerUrl,
+    /// The nodes members connect to, in turn (member n to node n mod len).
+    servers: Vec<ServerUrl>,
     shared: Arc<Shared>,
     rooms: Vec<RoomName>,
     rate_each: Option<f64>,
@@ -33,17 +34,19 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects `clients` members spread over `rooms`, each sending `rate_each` per second.
+    /// Connects `clients` members spread over `rooms` and over the nodes `servers`, each
+    /// sending `rate_each` per second.
     pub async fn connect(
-        server: &ServerUrl,
+        servers: &[ServerUrl],
         shared: Arc<Shared>,
         rooms: Vec<RoomName>,
         clients: usize,
         rate_each: Option<f64>,
         size: usize,
     ) -> Result<Self> {
+        anyhow::ensure!(!servers.is_empty(), "give at least one --url");
         let mut fleet = Self {
-            server: server.clone(),
+            servers: servers.to_vec(),
             shared,
             rooms,
             rate_each,
@@ -58,7 +61,7 @@ impl Fleet {
             let plans: Vec<MemberPlan> = (0..batch).map(|_| fleet.plan()).collect::<Result<_>>()?;
             let start = fleet.members.len();
             let connecting = plans.into_iter().enumerate().map(|(i, plan)| {
-                Member::connect(&fleet.server, plan, fleet.shared.clone(), start + i)
+                Member::connect(fleet.node(start + i), plan, fleet.shared.clone(), start + i)
             });
             for member in join_all(connecting).await {
                 fleet
@@ -68,6 +71,11 @@ impl Fleet {
             left -= batch;
         }
         Ok(fleet)
+    }
+
+    /// The node member number `n` connects to.
+    fn node(&self, n: usize) -> &ServerUrl {
+        &self.servers[n % self.servers.len()]
     }
 
     /// The plan of the next member: the next sender number, rooms in turn.
@@ -99,7 +107,7 @@ impl Fleet {
         let mut plan = self.plan()?;
         plan.room = self.members[index].plan.room.clone();
         let task_no = plan.sender as usize;
-        let fresh = Member::connect(&self.server, plan, self.shared.clone(), task_no)
+        let fresh = Member::connect(self.node(task_no), plan, self.shared.clone(), task_no)
             .await
             .context("connecting a churned-in member")?;
         let old = std::mem::replace(&mut self.members[index], fresh);
