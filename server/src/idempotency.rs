@@ -7,8 +7,8 @@
 //! with the same key waits for that publish's answer instead of publishing again. Requests with
 //! other keys never wait for it.
 
-use std::future::Future;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

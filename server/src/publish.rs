@@ -245,7 +245,6 @@ pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {
     }
 }
 
-
 /// Turns a publish outcome into a response, counting it by status.
 pub(crate) fn respond<T: Serialize>(state: &AppState, result: Result<T, ApiError>) -> Response {
     let response = match result {

@@ -281,7 +281,11 @@ impl Registry {
 
     /// Every room that exists now.
     pub(crate) fn all(&self) -> Vec<Arc<Room>> {
-        self.rooms().by_name.values().map(|e| e.room.clone()).collect()
+        self.rooms()
+            .by_name
+            .values()
+            .map(|e| e.room.clone())
+            .collect()
     }
 
     /// The room named `name`, if it exists.

@@ -241,7 +241,8 @@ impl Session {
             return;
         }
         let relay = &self.state.relay;
-        let publishing = relay.publish(membership.room(), &self.user, message, Source::Socket, None);
+        let publishing =
+            relay.publish(membership.room(), &self.user, message, Source::Socket, None);
         let sent = InFlight {
             room,
             reference,

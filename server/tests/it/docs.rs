@@ -236,6 +236,19 @@ async fn the_metric_table_lists_every_metric_metrics_renders_with_its_type() {
     })
     .await;
 
+    // The relay's families exist only with `--redis-url`: a node pointed at a port where no
+    // Redis listens renders them too (it keeps trying to connect meanwhile).
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let relayed = TestServer::start(Config {
+        redis_url: vec![format!("redis://{nowhere}")],
+        ..Config::default()
+    })
+    .await;
+    let mut rendered = rendered;
+    rendered.extend(rendered_families(&relayed).await);
+
     let metrics = section(OPERATIONS, "Metrics");
     let documented: BTreeMap<String, String> = rows(metrics, |f| f.starts_with("`roomcast_"))
         .into_iter()

@@ -25,6 +25,21 @@ pub(crate) struct RelayMetrics {
     nodes_swept: Counter<u64, AtomicU64>,
 }
 
+/// The `kind`s of `relay_errors` (docs/OPERATIONS.md lists them).
+const ERROR_KINDS: [&str; 8] = [
+    "publish",
+    "down",
+    "connect",
+    "load",
+    "subscribe",
+    "presence",
+    "heartbeat",
+    "summary",
+];
+
+/// The `kind`s of `relay_garbage`.
+const GARBAGE_KINDS: [&str; 4] = ["not_text", "foreign", "unknown_kind", "bad_field"];
+
 fn shard(index: usize) -> ShardLabel {
     [("shard", index.to_string())]
 }
@@ -49,6 +64,18 @@ impl RelayMetrics {
             metrics.up.get_or_create(&shard(index)).set(0);
             metrics.subscribed_rooms.get_or_create(&shard(index)).set(0);
             let _ = metrics.reconnects.get_or_create(&shard(index));
+            let _ = metrics.publish_seconds.get_or_create(&shard(index));
+        }
+        // Every known label value from the start: a scrape shows 0 rather than nothing, so a
+        // rate() over the first occurrence is right and the families are always listed.
+        for kind in ERROR_KINDS {
+            let _ = metrics.errors.get_or_create(&[("kind", kind)]);
+        }
+        for kind in GARBAGE_KINDS {
+            let _ = metrics.garbage.get_or_create(&[("kind", kind)]);
+        }
+        for filled in ["true", "false"] {
+            let _ = metrics.gaps.get_or_create(&[("filled", filled)]);
         }
         let mut registry = Registry::with_prefix("roomcast");
         registry.register(
