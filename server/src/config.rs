@@ -4,6 +4,7 @@
 //! keeps the two in step), so tests build a config in one line and change only what they test.
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
+mod channels;
 mod validate;
 
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
+pub use self::channels::{ChannelsConfig, ChannelsLayer};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };
@@ -139,6 +141,9 @@ pub struct Config {
     /// all at once. --shutdown-grace must cover it plus 2s, or the server refuses to start.
     #[arg(long, env = "ROOMCAST_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
     pub drain_window: Duration,
+    /// The Django Channels bridge (`--channels-*`).
+    #[command(flatten)]
+    pub channels: ChannelsConfig,
 }
 
 const LONG_ABOUT: &str = "\
@@ -191,6 +196,7 @@ impl Default for Config {
             redis_url: Vec::new(),
             redis_prefix: "roomcast".to_owned(),
             redis_node_timeout: Duration::from_secs(10),
+            channels: ChannelsConfig::default(),
         }
     }
 }
