@@ -11,8 +11,9 @@
 //! - `serve`: the accept loop (header deadline, peer address, graceful stop).
 //! - `routes`: the route table; `connect` (upgrades), `publish` (send-test, publish API),
 //!   `api` (info, rooms), `health` (probes, metrics).
-//! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
-//!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
+//! - `session`: one task per socket, one loop of read and write turns; `session/*` holds its
+//!   reading, writing and closing, heartbeat, rate limit, frame decoding, commands, and the
+//!   exit table (close code, leave reason, metric).
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
 //! - `relay`: the one publish hook every message goes through, whatever its source; it goes to
 //!   this node's rooms (`Local`) or through Redis (`relay/redis*`: connections, Lua scripts,
@@ -20,6 +21,8 @@
 //! - `registry` (every room by name, the one lifetime rule, membership and lease guards, the
 //!   deadline queue of rooms waiting to expire) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
+//! - `websocket`: the wire itself: the upgrade, client frames, frames encoded once (header
+//!   included) for every member, the socket's kernel-side bounds.
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
@@ -55,6 +58,7 @@ mod serve;
 mod session;
 mod state;
 mod web;
+mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;
