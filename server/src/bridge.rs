@@ -178,7 +178,7 @@ impl Bridge {
             }
         }
         if channels.channels_forward {
-            let forwarder = forward::start(context.clone(), layer);
+            let forwarder = forward::start(&context, layer);
             relay.set_forwarder(forwarder);
         }
         info!(

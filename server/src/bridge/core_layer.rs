@@ -281,7 +281,7 @@ async fn pop(mut blocking: MultiplexedConnection, keys: Vec<String>) -> Popped {
 
 /// The room whose channel key `key` is.
 fn room_of_key(names: &LayerNames, key: &str) -> Option<RoomName> {
-    let prefix = names.channel_key(&LayerNames::room_channel_start());
+    let prefix = names.channel_key(LayerNames::room_channel_start());
     key.strip_prefix(&prefix)
         .and_then(|room| RoomName::new(room).ok())
 }

@@ -89,7 +89,7 @@ impl Forwarder {
 }
 
 /// Starts the forwarding task; the returned handle feeds it.
-pub(super) fn start(context: Arc<Context>, layer: ChannelsLayer) -> Forwarder {
+pub(super) fn start(context: &Arc<Context>, layer: ChannelsLayer) -> Forwarder {
     let (queue, receiver) = mpsc::channel(MAX_QUEUED_FORWARDS);
     let forwarder = Forwarder {
         queue,

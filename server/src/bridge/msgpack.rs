@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn bad_payloads_are_refused_by_kind() {
         let kind = |payload: &[u8]| decode(payload, 0, 64, "roomcast").err();
-        assert_eq!(kind(b"\xc1"), Some(Rejected::NotMsgpack));
+        assert_eq!(kind(b"\x92\x01"), Some(Rejected::NotMsgpack));
         assert_eq!(kind(b"\x01"), Some(Rejected::NotMap));
         assert_eq!(kind(&[0u8; 65]), Some(Rejected::TooLarge));
         assert_eq!(kind(b"gAAAAABk..."), Some(Rejected::Encrypted));

@@ -89,7 +89,7 @@ impl ChannelsConfig {
         if redis_urls.is_empty() {
             found.push((
                 "--channels-layer",
-                layer.clone(),
+                layer,
                 "needs --redis-url: the bridge joins the app's channel layer on that Redis and \
                  relays its messages to every node"
                     .to_owned(),

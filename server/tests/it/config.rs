@@ -60,11 +60,25 @@ fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
         (&["--api-key", ""], "--api-key"),
         (&["--channels-layer", "core"], "--channels-layer"),
         (
-            &["--redis-url", "redis://127.0.0.1:1", "--channels-layer", "pubsub", "--channels-group", "chat"],
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--channels-layer",
+                "pubsub",
+                "--channels-group",
+                "chat",
+            ],
             "--channels-group",
         ),
         (
-            &["--redis-url", "redis://127.0.0.1:1", "--channels-layer", "core", "--channels-registration-ttl", "500ms"],
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--channels-layer",
+                "core",
+                "--channels-registration-ttl",
+                "500ms",
+            ],
             "--channels-registration-ttl",
         ),
     ];

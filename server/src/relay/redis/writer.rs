@@ -88,10 +88,11 @@ pub(super) async fn run(
                         Ok((seq, epoch, _nodes, repeated)) => {
                             // Here, once per message in the whole cluster (a repeated
                             // idempotency key published nothing), the bridge forwards it.
-                            if request.forward && repeated == 0 {
-                                if let Some(forwarder) = context.forwarder.get() {
-                                    forwarder.forward(&request.room, &request.user, &request.text);
-                                }
+                            if let Some(forwarder) = context.forwarder.get()
+                                && request.forward
+                                && repeated == 0
+                            {
+                                forwarder.forward(&request.room, &request.user, &request.text);
                             }
                             Ok(Receipt {
                                 seq,
