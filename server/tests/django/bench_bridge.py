@@ -34,6 +34,7 @@ class Reader:
         )
         self.arrivals = {}
         self.warm = 0
+        self.duplicates = 0
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.read, daemon=True)
         self.thread.start()
@@ -44,7 +45,11 @@ class Reader:
             found = PATTERN.search(line)
             with self.lock:
                 if found:
-                    self.arrivals.setdefault(int(found.group(1)), (int(found.group(2)), now))
+                    index = int(found.group(1))
+                    if index in self.arrivals:
+                        self.duplicates += 1
+                    else:
+                        self.arrivals[index] = (int(found.group(2)), now)
                 elif b"warm-up" in line:
                     self.warm += 1
 
@@ -141,6 +146,7 @@ async def run(setup, cli, url, redis_url, count, rate):
                 "rate": rate or "max",
                 "sent": count,
                 "received": received,
+                "duplicates": reader.duplicates,
                 "p50_ms": pct(0.50),
                 "p99_ms": pct(0.99),
                 "max_ms": round(latencies[-1], 3) if latencies else None,
