@@ -4,6 +4,7 @@
 //! keeps the two in step), so tests build a config in one line and change only what they test.
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
+mod channels;
 mod validate;
 
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
+pub use self::channels::{ChannelsConfig, ChannelsLayer};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };
@@ -146,6 +148,9 @@ pub struct Config {
     /// kernel's autotuning, which lets each such socket hold up to net.ipv4.tcp_wmem's maximum.
     #[arg(long, env = "ROOMCAST_SEND_BUFFER_BYTES", default_value = "128KiB", value_parser = parse_bytes)]
     pub send_buffer_bytes: usize,
+    /// The Django Channels bridge (`--channels-*`).
+    #[command(flatten)]
+    pub channels: ChannelsConfig,
 }
 
 const LONG_ABOUT: &str = "\
@@ -202,6 +207,7 @@ impl Default for Config {
             redis_prefix: "roomcast".to_owned(),
             redis_node_timeout: Duration::from_secs(10),
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
+            channels: ChannelsConfig::default(),
         }
     }
 }

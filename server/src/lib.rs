@@ -26,6 +26,10 @@
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
+//! - `bridge`: the Django Channels bridge (`--channels-layer`): a channels_redis layer's
+//!   `group_send` reaches the mapped room through the one publish hook, and the room's
+//!   messages reach the group (`--channels-forward`); `bridge/*` holds the group mapping,
+//!   the msgpack format, each layer and the forwarder.
 //! - `metrics`: per-instance Prometheus registry.
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
@@ -36,6 +40,7 @@ pub mod metrics;
 mod api;
 mod api_error;
 mod auth;
+mod bridge;
 mod broadcast;
 mod connect;
 mod drain;
@@ -120,6 +125,10 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
             ?grace,
             "sessions still open after --shutdown-grace; exiting anyway"
         );
+    }
+    // The bridge stops first: what it publishes goes through the relay.
+    if let Some(bridge) = &state.bridge {
+        bridge.stop().await;
     }
     // Sessions have left their rooms: the relay tells Redis before it stops.
     state.relay.stop().await;

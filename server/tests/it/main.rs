@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod binary;
 mod broadcast;
+mod channels_bridge;
 mod closing;
 mod cluster;
 mod config;
