@@ -37,7 +37,13 @@ def configure(layer, url, prefix):
         CHANNEL_LAYERS={
             "default": {
                 "BACKEND": LAYERS[layer],
-                "CONFIG": {"hosts": [url], "prefix": prefix},
+                # redis-py's default socket timeout (5 s) equals channels_redis's BZPOPMIN
+                # timeout (5 s): on a loaded machine the reply to an empty wait lands after
+                # the socket gave up and the consumer dies. A Django worker would too.
+                "CONFIG": {
+                    "hosts": [{"address": url, "socket_timeout": 30}],
+                    "prefix": prefix,
+                },
             }
         },
     )
@@ -84,7 +90,7 @@ async def bench(group, count, rate):
 async def garbage(layer_name, prefix, group):
     import redis.asyncio as redis
 
-    connection = redis.from_url(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0])
+    connection = redis.from_url(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"])
     payloads = [b"\xc1 not msgpack", b"\x93\x01\x02\x03", b"gAAAAABfernet-token"]
     if layer_name == "pubsub":
         for payload in payloads:
