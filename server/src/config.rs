@@ -4,6 +4,7 @@
 //! keeps the two in step), so tests build a config in one line and change only what they test.
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
+mod access;
 mod validate;
 
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
+pub use self::access::AccessConfig;
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };
@@ -146,6 +148,10 @@ pub struct Config {
     /// kernel's autotuning, which lets each such socket hold up to net.ipv4.tcp_wmem's maximum.
     #[arg(long, env = "ROOMCAST_SEND_BUFFER_BYTES", default_value = "128KiB", value_parser = parse_bytes)]
     pub send_buffer_bytes: usize,
+
+    /// Private rooms, tokens, origins and per-client bounds (`config/access.rs`).
+    #[command(flatten)]
+    pub access: AccessConfig,
 }
 
 const LONG_ABOUT: &str = "\
@@ -202,6 +208,7 @@ impl Default for Config {
             redis_prefix: "roomcast".to_owned(),
             redis_node_timeout: Duration::from_secs(10),
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
+            access: AccessConfig::default(),
         }
     }
 }

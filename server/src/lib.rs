@@ -23,6 +23,8 @@
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
 //! - `websocket`: the wire itself: the upgrade, client frames, frames encoded once (header
 //!   included) for every member, the socket's kernel-side bounds.
+//! - `access`: who may join which room (private rooms, HS256 tokens, room patterns), browser
+//!   origins and sessions per client IP, checked in one place before a session joins.
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
@@ -30,6 +32,7 @@
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
 
+pub mod access;
 pub mod config;
 pub mod metrics;
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub(crate) idempotency: IdempotencyCache<(RoomName, String), PublishReceipt>,
     /// Results of recent broadcasts that carried an `idempotency_key`.
     pub(crate) broadcasts: IdempotencyCache<String, Broadcast>,
+    /// Private rooms, tokens, origins, sessions per IP (`access`).
+    pub(crate) access: crate::access::Access,
     next_session: AtomicU64,
 }
 
@@ -95,6 +97,7 @@ impl AppState {
             )),
         };
         Arc::new(Self {
+            access: crate::access::Access::new(&config),
             relay,
             connection_permits: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),

@@ -4,6 +4,7 @@
 mod redis_support;
 mod support;
 
+mod access;
 mod api;
 mod binary;
 mod broadcast;

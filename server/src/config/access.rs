@@ -1,0 +1,176 @@
+//! Who may get in: private rooms, tokens, origins and per-client bounds (`--private-rooms`,
+//! `--token-secret`, `--allowed-origins`, ...). Flattened into [`super::Config`]; checked with
+//! the rest in `validate`, and secrets read from their files there, once.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The access flags. Secrets are hidden from `--help` (`hide_env_values`) and from `Debug`.
+#[derive(Clone, PartialEq, Eq, Default, Args)]
+pub struct AccessConfig {
+    /// Rooms only an authorised session may join: names or patterns where `*` stands for any
+    /// run of characters (`pagamento_*`). Repeat the flag or separate with commas.
+    #[arg(long, env = "ROOMCAST_PRIVATE_ROOMS", value_delimiter = ',')]
+    pub private_rooms: Vec<String>,
+
+    /// Treat every room as private.
+    #[arg(long, env = "ROOMCAST_REQUIRE_AUTH", default_value_t = false)]
+    pub require_auth: bool,
+
+    /// Secret that signs access tokens (HS256), at least 32 bytes. Prefer
+    /// --token-secret-file, so the secret is not in the process list.
+    #[arg(long, env = "ROOMCAST_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// File holding the token secret (one trailing newline is ignored), for container
+    /// secrets.
+    #[arg(long, env = "ROOMCAST_TOKEN_SECRET_FILE")]
+    pub token_secret_file: Option<PathBuf>,
+
+    /// File holding --api-key (one trailing newline is ignored), for container secrets.
+    #[arg(long, env = "ROOMCAST_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Origins whose browsers may open sockets: exact (`https://app.example.com`) or one
+    /// leading wildcard label (`https://*.example.com`). Others get HTTP 403. Empty allows
+    /// every origin.
+    #[arg(long, env = "ROOMCAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Refuse handshakes that carry no Origin header (non-browser clients) with HTTP 403.
+    #[arg(long, env = "ROOMCAST_REQUIRE_ORIGIN", default_value_t = false)]
+    pub require_origin: bool,
+
+    /// Most sessions one client IP may hold open; past it upgrades get HTTP 429. 0 turns the
+    /// limit off.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// Read the client IP from the last X-Forwarded-For entry (behind a proxy such as
+    /// Render's), not the socket's peer.
+    #[arg(long, env = "ROOMCAST_TRUST_PROXY_HEADERS", default_value_t = false)]
+    pub trust_proxy_headers: bool,
+
+    /// Turn off GET /chat/<room>/send-test/ (the POC's test view): it answers 404.
+    #[arg(long, env = "ROOMCAST_NO_SEND_TEST", default_value_t = false)]
+    pub no_send_test: bool,
+}
+
+impl std::fmt::Debug for AccessConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessConfig")
+            .field("private_rooms", &self.private_rooms)
+            .field("require_auth", &self.require_auth)
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "(hidden)"),
+            )
+            .field("token_secret_file", &self.token_secret_file)
+            .field("api_key_file", &self.api_key_file)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("require_origin", &self.require_origin)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("trust_proxy_headers", &self.trust_proxy_headers)
+            .field("no_send_test", &self.no_send_test)
+            .finish()
+    }
+}
+
+/// Reads a secret file: its text less one trailing newline (what `echo` and editors add).
+pub(crate) fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    Ok(text.to_owned())
+}
+
+impl super::Config {
+    /// Replaces `--token-secret-file` and `--api-key-file` by what they hold.
+    pub(super) fn read_secret_files(&mut self) -> Result<(), super::InvalidSetting> {
+        let refuse = |flag: &'static str, value: String, rule: String| super::InvalidSetting {
+            flag,
+            value,
+            rule,
+        };
+        if let Some(path) = self.access.token_secret_file.clone() {
+            if self.access.token_secret.is_some() {
+                return Err(refuse(
+                    "--token-secret-file",
+                    path.display().to_string(),
+                    "give the secret once: --token-secret or --token-secret-file".to_owned(),
+                ));
+            }
+            let secret = read_secret(&path)
+                .map_err(|rule| refuse("--token-secret-file", path.display().to_string(), rule))?;
+            self.access.token_secret = Some(secret);
+        }
+        if let Some(path) = self.access.api_key_file.clone() {
+            if self.api_key.is_some() {
+                return Err(refuse(
+                    "--api-key-file",
+                    path.display().to_string(),
+                    "give the key once: --api-key or --api-key-file".to_owned(),
+                ));
+            }
+            let key = read_secret(&path)
+                .map_err(|rule| refuse("--api-key-file", path.display().to_string(), rule))?;
+            self.api_key = Some(key);
+        }
+        Ok(())
+    }
+
+    /// The access flags' rules, added to `found`.
+    pub(super) fn access_problems(&self, found: &mut Vec<super::InvalidSetting>) {
+        let access = &self.access;
+        let mut check = |ok: bool, flag: &'static str, value: String, rule: String| {
+            if !ok {
+                found.push(super::InvalidSetting { flag, value, rule });
+            }
+        };
+        if let Some(secret) = &access.token_secret {
+            check(
+                secret.len() >= crate::access::MIN_SECRET_BYTES,
+                "--token-secret",
+                "(hidden)".to_owned(),
+                format!(
+                    "must be at least {} bytes (HS256 wants a 256-bit key); make one with \
+                     `openssl rand -hex 32`",
+                    crate::access::MIN_SECRET_BYTES
+                ),
+            );
+        }
+        for pattern in &access.private_rooms {
+            if let Err(e) = crate::access::Pattern::new(pattern) {
+                check(false, "--private-rooms", pattern.clone(), e.to_string());
+            }
+        }
+        let has_private = !access.private_rooms.is_empty() || access.require_auth;
+        if has_private && access.token_secret.is_none() {
+            let flag = if access.require_auth {
+                "--require-auth"
+            } else {
+                "--private-rooms"
+            };
+            check(
+                false,
+                flag,
+                access.private_rooms.join(","),
+                "private rooms need --token-secret (or --token-secret-file) to check tokens"
+                    .to_owned(),
+            );
+        }
+        for origin in &access.allowed_origins {
+            if let Err(rule) = crate::access::OriginRule::new(origin) {
+                check(false, "--allowed-origins", origin.clone(), rule);
+            }
+        }
+        check(
+            !access.require_origin || !access.allowed_origins.is_empty(),
+            "--require-origin",
+            "true".to_owned(),
+            "needs --allowed-origins: without it no origin could be accepted".to_owned(),
+        );
+    }
+}
