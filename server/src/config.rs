@@ -241,7 +241,7 @@ pub(crate) fn is_latest_on_join(prefixes: &[String], room: &str) -> bool {
         .any(|prefix| !prefix.is_empty() && room.starts_with(prefix.as_str()))
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}; write durations like 500ms, 20s or 1m"))
 }

@@ -89,6 +89,7 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
         listener,
         router(state.clone()),
         stop_serving.clone(),
+        state.config.access.handshake_timeout,
     ));
     state.sessions.spawn(janitor(state.clone()));
 

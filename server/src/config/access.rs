@@ -3,11 +3,12 @@
 //! the rest in `validate`, and secrets read from their files there, once.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 /// The access flags. Secrets are hidden from `--help` (`hide_env_values`) and from `Debug`.
-#[derive(Clone, PartialEq, Eq, Default, Args)]
+#[derive(Clone, PartialEq, Eq, Args)]
 pub struct AccessConfig {
     /// Rooms only an authorised session may join: names or patterns where `*` stands for any
     /// run of characters (`pagamento_*`). Repeat the flag or separate with commas.
@@ -52,6 +53,12 @@ pub struct AccessConfig {
     #[arg(long, env = "ROOMCAST_TRUST_PROXY_HEADERS", default_value_t = false)]
     pub trust_proxy_headers: bool,
 
+    /// How long a client may take to send its request headers, WebSocket upgrades included:
+    /// connections that open and send nothing, or trickle a header a byte at a time
+    /// (slowloris), are closed after it. More than 0.
+    #[arg(long, env = "ROOMCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
+    pub handshake_timeout: Duration,
+
     /// Turn off GET /chat/<room>/send-test/ (the POC's test view): it answers 404.
     #[arg(long, env = "ROOMCAST_NO_SEND_TEST", default_value_t = false)]
     pub no_send_test: bool,
@@ -72,8 +79,30 @@ impl std::fmt::Debug for AccessConfig {
             .field("require_origin", &self.require_origin)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("trust_proxy_headers", &self.trust_proxy_headers)
+            .field("handshake_timeout", &self.handshake_timeout)
             .field("no_send_test", &self.no_send_test)
             .finish()
+    }
+}
+
+/// Default for `--handshake-timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            private_rooms: Vec::new(),
+            require_auth: false,
+            token_secret: None,
+            token_secret_file: None,
+            api_key_file: None,
+            allowed_origins: Vec::new(),
+            require_origin: false,
+            max_connections_per_ip: 0,
+            trust_proxy_headers: false,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            no_send_test: false,
+        }
     }
 }
 
@@ -166,6 +195,13 @@ impl super::Config {
                 check(false, "--allowed-origins", origin.clone(), rule);
             }
         }
+        check(
+            !access.handshake_timeout.is_zero()
+                && access.handshake_timeout <= super::MAX_SETTING_DURATION,
+            "--handshake-timeout",
+            humantime::format_duration(access.handshake_timeout).to_string(),
+            "must be more than 0 and at most 365 days".to_owned(),
+        );
         check(
             !access.require_origin || !access.allowed_origins.is_empty(),
             "--require-origin",

@@ -526,3 +526,60 @@ async fn get_send_test_is_refused_to_other_sites_and_can_be_turned_off() {
     .expect("an answer");
     assert_eq!(answer.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn five_hundred_slowloris_sockets_do_not_stop_a_chat_and_are_cut_at_the_handshake_timeout() {
+    const SOCKETS: usize = 500;
+    let timeout = std::time::Duration::from_secs(3);
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut loris = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut stream = within("connect", TcpStream::connect(server.addr))
+            .await
+            .expect("connect");
+        // Half a request, and then nothing.
+        within(
+            "write",
+            stream.write_all(b"GET /ws/chat/lobby/ HTTP/1.1\r\nHost: x\r\n"),
+        )
+        .await
+        .expect("write");
+        loris.push(stream);
+    }
+    // A normal client joins and chats meanwhile.
+    let mut member = server.member("lobby").await;
+    member.say("still here").await;
+    assert_eq!(member.next_text().await, "still here");
+    assert!(
+        started.elapsed() < timeout,
+        "the chat did not wait for the handshake timeout"
+    );
+    // Every slowloris socket is closed by the server, within the timeout and a margin.
+    let cut = within("every slowloris socket to be cut", async {
+        for stream in &mut loris {
+            let mut buf = [0u8; 256];
+            // EOF, a reset, or hyper's 408: the server is done with it either way.
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        started.elapsed()
+    })
+    .await;
+    assert!(cut >= timeout, "cut before the timeout: {cut:?}");
+    assert!(
+        cut < timeout + std::time::Duration::from_secs(3),
+        "cut late: {cut:?}"
+    );
+}
