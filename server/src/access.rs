@@ -9,6 +9,7 @@
 mod origins;
 mod patterns;
 mod per_ip;
+mod proxy;
 mod tokens;
 
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use roomcast_protocol::{CloseCode, ErrorCode, RoomName, UserName};
 pub(crate) use self::origins::OriginRule;
 pub(crate) use self::patterns::Pattern;
 pub(crate) use self::per_ip::{IpPermit, PerIp};
+use self::proxy::JoinProxy;
 pub use self::tokens::mint;
 pub(crate) use self::tokens::{Grant, MIN_SECRET_BYTES, Verifier};
 use crate::config::Config;
@@ -42,6 +44,10 @@ pub(crate) enum Refusal {
     Algorithm(String),
     /// The session's name is not the token's `sub`.
     Impersonation,
+    /// The app's join proxy answered 403.
+    Denied,
+    /// The app's join proxy did not answer (timeout, down, an unexpected status or body).
+    Unavailable(String),
 }
 
 impl Refusal {
@@ -56,11 +62,13 @@ impl Refusal {
             Refusal::Malformed(_) => "malformed",
             Refusal::Algorithm(_) => "algorithm",
             Refusal::Impersonation => "impersonation",
+            Refusal::Denied => "denied",
+            Refusal::Unavailable(_) => "unavailable",
         }
     }
 
     /// Every rule name (the metric renders each from the start).
-    pub(crate) const RULES: [&'static str; 8] = [
+    pub(crate) const RULES: [&'static str; 10] = [
         "missing",
         "expired",
         "not_yet_valid",
@@ -69,6 +77,8 @@ impl Refusal {
         "malformed",
         "algorithm",
         "impersonation",
+        "denied",
+        "unavailable",
     ];
 
     /// `forbidden: <rule>: <what to do>`, short enough for a close frame's reason.
@@ -84,19 +94,31 @@ impl Refusal {
             Refusal::Malformed(why) => why.clone(),
             Refusal::Algorithm(alg) => format!("only HS256 tokens are accepted, not {alg:?}"),
             Refusal::Impersonation => "the user name is not the token's sub".to_owned(),
+            Refusal::Denied => "the app's join proxy said no".to_owned(),
+            Refusal::Unavailable(why) => format!("{why}; try again later"),
         };
-        let reason = format!("forbidden: {}: {detail}", self.rule());
+        let reason = match self {
+            Refusal::Unavailable(_) => format!("unavailable: {detail}"),
+            _ => format!("forbidden: {}: {detail}", self.rule()),
+        };
         roomcast_protocol::close::fit_close_reason(&reason).to_owned()
     }
 
-    /// The close code for a refusal at connect: do not reconnect with the same request.
+    /// The close code for a refusal at connect: 4503, do not reconnect with the same request;
+    /// 1013 when the app could not be asked (the same request may pass later).
     pub(crate) const fn close_code(&self) -> CloseCode {
-        CloseCode::Forbidden
+        match self {
+            Refusal::Unavailable(_) => CloseCode::TryAgainLater,
+            _ => CloseCode::Forbidden,
+        }
     }
 
     /// The error code of a refused typed `join`.
     pub(crate) const fn error_code(&self) -> ErrorCode {
-        ErrorCode::Forbidden
+        match self {
+            Refusal::Unavailable(_) => ErrorCode::Unavailable,
+            _ => ErrorCode::Forbidden,
+        }
     }
 }
 
@@ -111,6 +133,8 @@ pub(crate) struct Access {
     trust_proxy_headers: bool,
     /// Sessions per client IP (`--max-connections-per-ip`).
     pub(crate) per_ip: PerIp,
+    /// The app's join check (`--join-proxy`).
+    join_proxy: Option<JoinProxy>,
 }
 
 impl Access {
@@ -136,6 +160,14 @@ impl Access {
             require_origin: access.require_origin,
             trust_proxy_headers: access.trust_proxy_headers,
             per_ip: PerIp::new(access.max_connections_per_ip),
+            join_proxy: access.join_proxy.as_deref().map(|url| {
+                JoinProxy::new(
+                    url,
+                    access.join_proxy_timeout,
+                    &access.join_proxy_headers,
+                    access.join_proxy_cache_ttl,
+                )
+            }),
         }
     }
 
@@ -178,6 +210,19 @@ impl Access {
             return Err(Refusal::Impersonation);
         }
         Ok(Some(grant))
+    }
+
+    /// Asks the app's join proxy, when there is one, about a join of private `room` that came
+    /// with no token. `None`: no proxy (the join needs a token). `Some(Ok(name))`: admitted,
+    /// under the app's name for the member when it gave one.
+    pub(crate) async fn ask_proxy(
+        &self,
+        room: &RoomName,
+        user: Option<&UserName>,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<UserName>, Refusal>> {
+        let proxy = self.join_proxy.as_ref()?;
+        Some(proxy.ask(room, user, headers).await)
     }
 
     /// Whether a request with these headers comes from an allowed origin. No `Origin` header

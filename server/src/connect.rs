@@ -52,7 +52,9 @@ pub(crate) async fn room_socket(
         headers,
         peer: peer.map(|p| p.0),
     };
-    accept(&state, upgrade, Some(room), &handshake).unwrap_or_else(IntoResponse::into_response)
+    accept(&state, upgrade, Some(room), &handshake)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /ws`: the typed socket with no room joined yet.
@@ -68,10 +70,12 @@ pub(crate) async fn bare_socket(
         headers,
         peer: peer.map(|p| p.0),
     };
-    accept(&state, upgrade, None, &handshake).unwrap_or_else(IntoResponse::into_response)
+    accept(&state, upgrade, None, &handshake)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn accept(
+async fn accept(
     state: &Arc<AppState>,
     upgrade: UpgradeRequest,
     room: Option<String>,
@@ -148,16 +152,21 @@ fn accept(
         }
         None => None,
     };
-    let grant = if refusal.is_none() {
-        admit(state, handshake, room.as_ref(), asked.as_ref()).unwrap_or_else(|exit| {
-            refusal = Some(exit);
-            None
-        })
+    let admission = if refusal.is_none() {
+        admit(state, handshake, room.as_ref(), asked.as_ref())
+            .await
+            .unwrap_or_else(|exit| {
+                refusal = Some(exit);
+                Admission::default()
+            })
     } else {
-        None
+        Admission::default()
     };
-    // The token's `sub` names the session when it did not name itself.
-    let user = asked
+    let grant = admission.grant;
+    // The join proxy's name for the member, else the name asked for, else the token's `sub`.
+    let user = admission
+        .named
+        .or(asked)
         .or_else(|| grant.as_ref().map(|g| g.user.clone()))
         .unwrap_or_else(guest_name);
     let start = SessionStart {
@@ -180,15 +189,25 @@ fn accept(
     }))
 }
 
+/// What the access check decided for a handshake.
+#[derive(Default)]
+struct Admission {
+    /// The handshake's verified token, kept for later typed joins.
+    grant: Option<Grant>,
+    /// The name the app's join proxy gave the member.
+    named: Option<UserName>,
+}
+
 /// Checks the handshake's token (any token given must be valid, whatever the room) and, for a
-/// private URL room, that it opens the room for this name. The grant is kept for later typed
-/// joins that carry no token of their own.
-fn admit(
+/// private URL room, that it opens the room for this name; without a token, asks the app's
+/// join proxy when there is one. The proxy's wait happens before the upgrade's answer, bounded
+/// by `--join-proxy-timeout`.
+async fn admit(
     state: &AppState,
     handshake: &Handshake,
     room: Option<&RoomName>,
     asked: Option<&UserName>,
-) -> Result<Option<Grant>, Exit> {
+) -> Result<Admission, Exit> {
     let refused = |refusal: access::Refusal| {
         state.metrics.record_access_refused(refusal.rule());
         tracing::info!(rule = refusal.rule(), room = ?room.map(RoomName::as_str), "session refused");
@@ -199,13 +218,24 @@ fn admit(
         .map(|token| state.access.verify(token))
         .transpose()
         .map_err(refused)?;
-    if let Some(room) = room {
-        state
+    let Some(room) = room else {
+        return Ok(Admission { grant, named: None });
+    };
+    if grant.is_none() && state.access.is_private(room) {
+        let asked_app = state
             .access
-            .check_join(room, None, grant.as_ref(), asked)
-            .map_err(refused)?;
+            .ask_proxy(room, asked, &handshake.headers)
+            .await;
+        if let Some(answer) = asked_app {
+            let named = answer.map_err(refused)?;
+            return Ok(Admission { grant, named });
+        }
     }
-    Ok(grant)
+    state
+        .access
+        .check_join(room, None, grant.as_ref(), asked)
+        .map_err(refused)?;
+    Ok(Admission { grant, named: None })
 }
 
 /// A name for a session that did not give one: `guest-` and six hex digits.

@@ -53,6 +53,26 @@ pub struct AccessConfig {
     #[arg(long, env = "ROOMCAST_TRUST_PROXY_HEADERS", default_value_t = false)]
     pub trust_proxy_headers: bool,
 
+    /// The app's join check: on a join of a private room without a token, POST
+    /// {"room", "user"} here with the handshake's cookies; 200 admits (its JSON may set
+    /// "user"), 403 denies, anything else or no answer refuses as unavailable.
+    #[arg(long, env = "ROOMCAST_JOIN_PROXY")]
+    pub join_proxy: Option<String>,
+
+    /// How long the join proxy may take to answer. More than 0.
+    #[arg(long, env = "ROOMCAST_JOIN_PROXY_TIMEOUT", default_value = "2s", value_parser = super::parse_duration)]
+    pub join_proxy_timeout: Duration,
+
+    /// Handshake headers forwarded to the join proxy besides Cookie (always forwarded), e.g.
+    /// Authorization. Repeat the flag or separate with commas.
+    #[arg(long, env = "ROOMCAST_JOIN_PROXY_HEADERS", value_delimiter = ',')]
+    pub join_proxy_headers: Vec<String>,
+
+    /// How long the join proxy's answers (admit or deny) are reused for the same room, user
+    /// and forwarded headers. 0 asks every time.
+    #[arg(long, env = "ROOMCAST_JOIN_PROXY_CACHE_TTL", default_value = "10s", value_parser = super::parse_duration)]
+    pub join_proxy_cache_ttl: Duration,
+
     /// How long a client may take to send its request headers, WebSocket upgrades included:
     /// connections that open and send nothing, or trickle a header a byte at a time
     /// (slowloris), are closed after it. More than 0.
@@ -79,6 +99,10 @@ impl std::fmt::Debug for AccessConfig {
             .field("require_origin", &self.require_origin)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("trust_proxy_headers", &self.trust_proxy_headers)
+            .field("join_proxy", &self.join_proxy)
+            .field("join_proxy_timeout", &self.join_proxy_timeout)
+            .field("join_proxy_headers", &self.join_proxy_headers)
+            .field("join_proxy_cache_ttl", &self.join_proxy_cache_ttl)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("no_send_test", &self.no_send_test)
             .finish()
@@ -100,6 +124,10 @@ impl Default for AccessConfig {
             require_origin: false,
             max_connections_per_ip: 0,
             trust_proxy_headers: false,
+            join_proxy: None,
+            join_proxy_timeout: Duration::from_secs(2),
+            join_proxy_headers: Vec::new(),
+            join_proxy_cache_ttl: Duration::from_secs(10),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             no_send_test: false,
         }
@@ -176,7 +204,7 @@ impl super::Config {
             }
         }
         let has_private = !access.private_rooms.is_empty() || access.require_auth;
-        if has_private && access.token_secret.is_none() {
+        if has_private && access.token_secret.is_none() && access.join_proxy.is_none() {
             let flag = if access.require_auth {
                 "--require-auth"
             } else {
@@ -186,7 +214,8 @@ impl super::Config {
                 false,
                 flag,
                 access.private_rooms.join(","),
-                "private rooms need --token-secret (or --token-secret-file) to check tokens"
+                "private rooms need --token-secret (or --token-secret-file) to check tokens, or \
+                 --join-proxy"
                     .to_owned(),
             );
         }
@@ -194,6 +223,38 @@ impl super::Config {
             if let Err(rule) = crate::access::OriginRule::new(origin) {
                 check(false, "--allowed-origins", origin.clone(), rule);
             }
+        }
+        if let Some(url) = &access.join_proxy {
+            let ok = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            check(
+                ok,
+                "--join-proxy",
+                url.clone(),
+                "must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/roomcast/join/"
+                    .to_owned(),
+            );
+        }
+        check(
+            !access.join_proxy_timeout.is_zero()
+                && access.join_proxy_timeout <= super::MAX_SETTING_DURATION,
+            "--join-proxy-timeout",
+            humantime::format_duration(access.join_proxy_timeout).to_string(),
+            "must be more than 0 and at most 365 days".to_owned(),
+        );
+        check(
+            access.join_proxy_cache_ttl <= super::MAX_SETTING_DURATION,
+            "--join-proxy-cache-ttl",
+            humantime::format_duration(access.join_proxy_cache_ttl).to_string(),
+            "must be at most 365 days".to_owned(),
+        );
+        for name in &access.join_proxy_headers {
+            check(
+                axum::http::HeaderName::try_from(name.as_str()).is_ok(),
+                "--join-proxy-headers",
+                name.clone(),
+                "must be a header name, e.g. Authorization".to_owned(),
+            );
         }
         check(
             !access.handshake_timeout.is_zero()
@@ -208,5 +269,90 @@ impl super::Config {
             "true".to_owned(),
             "needs --allowed-origins: without it no origin could be accepted".to_owned(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn refused(access: AccessConfig) -> &'static str {
+        let config = Config {
+            access,
+            ..Config::default()
+        };
+        match config.validate() {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.flag,
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn access_values_that_cannot_work_name_their_flag() {
+        let short = AccessConfig {
+            token_secret: Some("short".to_owned()),
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(short), "--token-secret");
+        let no_secret = AccessConfig {
+            private_rooms: vec!["pagamento_*".to_owned()],
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(no_secret), "--private-rooms");
+        let everything = AccessConfig {
+            require_auth: true,
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(everything), "--require-auth");
+        let bad_pattern = AccessConfig {
+            private_rooms: vec!["pay ment".to_owned()],
+            token_secret: Some(SECRET.to_owned()),
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(bad_pattern), "--private-rooms");
+        let bad_origin = AccessConfig {
+            allowed_origins: vec!["example.com".to_owned()],
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(bad_origin), "--allowed-origins");
+        let lonely = AccessConfig {
+            require_origin: true,
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(lonely), "--require-origin");
+        let zero = AccessConfig {
+            handshake_timeout: Duration::ZERO,
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(zero), "--handshake-timeout");
+        let missing = AccessConfig {
+            token_secret_file: Some(PathBuf::from("/nonexistent/roomcast-secret")),
+            ..AccessConfig::default()
+        };
+        assert_eq!(refused(missing), "--token-secret-file");
+    }
+
+    #[test]
+    fn secrets_come_from_files_less_their_newline_and_never_show_in_debug() {
+        let dir = std::env::temp_dir().join(format!("roomcast-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let path = dir.join("token_secret");
+        std::fs::write(&path, format!("{SECRET}\n")).expect("write");
+        let config = Config {
+            access: AccessConfig {
+                token_secret_file: Some(path.clone()),
+                private_rooms: vec!["pagamento_*".to_owned()],
+                ..AccessConfig::default()
+            },
+            ..Config::default()
+        }
+        .validate()
+        .expect("a secret from a file");
+        assert_eq!(config.get().access.token_secret.as_deref(), Some(SECRET));
+        assert!(!format!("{:?}", config.get().access).contains(SECRET));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
