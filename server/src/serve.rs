@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::auth::PeerAddr;
+use crate::websocket::AcceptLoop;
 
 /// Longest pause after a failed `accept` (for example, out of file descriptors); the pause
 /// doubles from 10 ms up to this.
@@ -57,6 +58,7 @@ pub(crate) async fn serve(
         }
         let service = router.clone().map_request(move |mut request: Request<_>| {
             request.extensions_mut().insert(PeerAddr(peer));
+            request.extensions_mut().insert(AcceptLoop);
             request
         });
         let stop = stop.clone();
