@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
-pub use self::access::AccessConfig;
+pub use self::access::{AccessConfig, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };

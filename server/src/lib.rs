@@ -78,9 +78,10 @@ pub use state::AppState;
 /// `listener` until `stop` is cancelled. WebSocket sessions need this accept loop, not
 /// `axum::serve`: a session takes over the bare TCP socket hyper was given here (to write
 /// pre-encoded frames with `writev` and set its kernel bounds); under another server the
-/// upgrade is answered and the socket is closed at once, with an error logged.
+/// upgrade is answered and the socket is closed at once, with an error logged. Request
+/// headers get the default `--handshake-timeout`.
 pub async fn serve_router(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
-    serve::serve(listener, router, stop).await;
+    serve::serve(listener, router, stop, config::DEFAULT_HANDSHAKE_TIMEOUT).await;
 }
 
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
