@@ -22,6 +22,9 @@ pub(crate) const MAX_CACHE_ENTRIES: usize = 1024;
 /// Largest answer body read from the app; a bigger one counts as unavailable.
 pub(crate) const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
+/// What the app decided: admitted (perhaps under its own name for the member), or refused.
+type Verdict = Result<Option<UserName>, Refusal>;
+
 /// The app's join check.
 #[derive(Debug)]
 pub(crate) struct JoinProxy {
@@ -30,7 +33,7 @@ pub(crate) struct JoinProxy {
     timeout: Duration,
     forward: Vec<HeaderName>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Result<Option<UserName>, Refusal>)>>,
+    cache: Mutex<HashMap<String, (Instant, Verdict)>>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +75,7 @@ impl JoinProxy {
         room: &RoomName,
         user: Option<&UserName>,
         headers: &HeaderMap,
-    ) -> Result<Option<UserName>, Refusal> {
+    ) -> Verdict {
         let mut forwarded = Vec::new();
         for name in std::iter::once(&header::COOKIE).chain(&self.forward) {
             for value in headers.get_all(name) {
@@ -95,7 +98,7 @@ impl JoinProxy {
         room: &RoomName,
         user: Option<&UserName>,
         forwarded: Vec<(HeaderName, axum::http::HeaderValue)>,
-    ) -> Result<Option<UserName>, Refusal> {
+    ) -> Verdict {
         let unavailable = |why: String| Refusal::Unavailable(why);
         let mut request = self.client.post(&self.url).json(&Ask {
             room: room.as_str(),
@@ -151,7 +154,7 @@ impl JoinProxy {
             .transpose()
     }
 
-    fn cached(&self, key: &str) -> Option<Result<Option<UserName>, Refusal>> {
+    fn cached(&self, key: &str) -> Option<Verdict> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -162,7 +165,7 @@ impl JoinProxy {
             .map(|(_, answer)| answer.clone())
     }
 
-    fn remember(&self, key: String, answer: &Result<Option<UserName>, Refusal>) {
+    fn remember(&self, key: String, answer: &Verdict) {
         if self.ttl.is_zero() {
             return;
         }

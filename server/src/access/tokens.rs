@@ -97,7 +97,7 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
             .map_err(|e| refusal_for(e.kind()))?;
-        grant(data.claims)
+        grant(&data.claims)
     }
 }
 
@@ -137,7 +137,7 @@ fn refusal_for(kind: &ErrorKind) -> Refusal {
     }
 }
 
-fn grant(claims: TokenClaims) -> Result<Grant, Refusal> {
+fn grant(claims: &TokenClaims) -> Result<Grant, Refusal> {
     let user = UserName::new(&claims.sub)
         .map_err(|e| Refusal::Malformed(format!("sub is not a user name: {e}")))?;
     if claims.rooms.len() > MAX_TOKEN_ROOMS {

@@ -343,7 +343,7 @@ mod tests {
         std::fs::write(&path, format!("{SECRET}\n")).expect("write");
         let config = Config {
             access: AccessConfig {
-                token_secret_file: Some(path.clone()),
+                token_secret_file: Some(path),
                 private_rooms: vec!["pagamento_*".to_owned()],
                 ..AccessConfig::default()
             },
