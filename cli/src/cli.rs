@@ -14,6 +14,7 @@ use crate::cmd::rooms::RoomsArgs;
 use crate::cmd::send::SendArgs;
 use crate::cmd::send_test::SendTestArgs;
 use crate::cmd::soak::SoakArgs;
+use crate::cmd::token::TokenArgs;
 
 /// Poke, watch and prove a roomcast server from the shell.
 #[derive(Debug, Parser)]
@@ -59,6 +60,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "ROOMCAST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
+    /// Access token for the server's private rooms (from `roomcast token` or your backend),
+    /// sent by every socket the command opens.
+    #[arg(long, global = true, env = "ROOMCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Machine-readable output: one JSON object per line on stdout.
     #[arg(long, global = true, env = "ROOMCAST_JSON", value_parser = FalseyValueParser::new(), default_value_t = false)]
     pub json: bool,
@@ -94,6 +100,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Mint an access token for private rooms (HS256, signed with the server's
+    /// --token-secret).
+    Token(TokenArgs),
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod rooms;
 pub mod send;
 pub mod send_test;
 pub mod soak;
+pub mod token;
 
 use std::io::{self, Write};
 
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub json: bool,
     /// `--quiet`: no status lines on stderr.
     pub quiet: bool,
+    /// `--token`: the access token sockets present for private rooms.
+    pub token: Option<String>,
 }
 
 impl Ctx {
@@ -51,6 +54,9 @@ pub fn run(cli: Cli) -> Result<Code> {
     if let Command::Completions(args) = &cli.command {
         return completions::run(args, &mut io::stdout().lock());
     }
+    if let Command::Token(args) = &cli.command {
+        return token::run(args, cli.global.json, &mut io::stdout().lock());
+    }
     let global = cli.global;
     let server = global.server();
     let ctx = Ctx {
@@ -59,6 +65,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         servers: global.url,
         json: global.json,
         quiet: global.quiet,
+        token: global.token,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,7 +80,7 @@ pub fn run(cli: Cli) -> Result<Code> {
             Command::DeadClients(args) => dead_clients::run(&ctx, args.try_into()?).await,
             Command::Soak(args) => soak::run(&ctx, args.try_into()?).await,
             Command::Bench(args) => bench::run(&ctx, args).await,
-            Command::Completions(_) => Ok(Code::Ok),
+            Command::Completions(_) | Command::Token(_) => Ok(Code::Ok),
         }
     });
     // Load commands leave sockets in tasks; do not wait for them past the answer.

@@ -45,6 +45,9 @@ pub struct ConnectOptions {
     pub user: Option<UserName>,
     /// A room to join at connect (uses `/ws/chat/<room>/`); `None` uses the bare `/ws`.
     pub room: Option<RoomName>,
+    /// A token (HS256 JWT from `roomcast token` or the backend) for private rooms, sent as
+    /// `?token=` (what browsers can send too) and used by later joins that carry none.
+    pub token: Option<String>,
 }
 
 /// A typed-protocol session ([`SUBPROTOCOL_V1`]), started and past its `welcome`.
@@ -64,6 +67,9 @@ impl Client {
         };
         if let Some(user) = &options.user {
             url.query_pairs_mut().append_pair("user", user.as_str());
+        }
+        if let Some(token) = &options.token {
+            url.query_pairs_mut().append_pair("token", token);
         }
         let mut connection = Connection::open(&url, Some(SUBPROTOCOL_V1)).await?;
         let first = tokio::time::timeout(CONNECT_TIMEOUT, connection.recv())
@@ -105,6 +111,23 @@ impl Client {
         self.send(&ClientFrame::Join {
             room: room.clone(),
             since,
+            token: None,
+            reference,
+        })
+        .await
+    }
+
+    /// Sends `join` with a token for a private room (see [`ConnectOptions::token`]).
+    pub async fn join_with_token(
+        &mut self,
+        room: &RoomName,
+        token: &str,
+        reference: Option<Ref>,
+    ) -> Result<(), ClientError> {
+        self.send(&ClientFrame::Join {
+            room: room.clone(),
+            since: None,
+            token: Some(token.to_owned()),
             reference,
         })
         .await

@@ -41,13 +41,17 @@ pub enum CloseCode {
     InvalidRoom,
     /// 4501: the `user` query parameter is not a valid user name.
     InvalidUser,
+    /// 4503: a private room refused this session (no valid token, a token for other rooms, a
+    /// name that is not the token's, or the app's join proxy said no). The reason starts with
+    /// `forbidden: <rule>`.
+    Forbidden,
     /// Any other code.
     Other(u16),
 }
 
 impl CloseCode {
     /// Every named code, in table order (for docs and tests).
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 12] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -59,6 +63,7 @@ impl CloseCode {
         CloseCode::Flood,
         CloseCode::InvalidRoom,
         CloseCode::InvalidUser,
+        CloseCode::Forbidden,
     ];
 
     /// The numeric code on the wire.
@@ -75,6 +80,7 @@ impl CloseCode {
             CloseCode::Flood => 4002,
             CloseCode::InvalidRoom => 4500,
             CloseCode::InvalidUser => 4501,
+            CloseCode::Forbidden => 4503,
             CloseCode::Other(code) => code,
         }
     }
@@ -93,6 +99,7 @@ impl CloseCode {
             CloseCode::Flood => "flood",
             CloseCode::InvalidRoom => "invalid_room",
             CloseCode::InvalidUser => "invalid_user",
+            CloseCode::Forbidden => "forbidden",
             CloseCode::Other(_) => "other",
         }
     }

@@ -257,7 +257,7 @@ pub struct Connection<Out, In> {
 
 impl<Out: Serialize, In: DeserializeOwned> Connection<Out, In> {
     /// Opens a session to `url`, asking for `subprotocol` when given.
-    pub(crate) async fn open(url: &Url, subprotocol: Option<&str>) -> Result<Self, ClientError> {
+    pub async fn open(url: &Url, subprotocol: Option<&str>) -> Result<Self, ClientError> {
         let (sink, stream) = open_socket(url, subprotocol).await?.split();
         Ok(Self {
             sender: Sender {

@@ -27,6 +27,9 @@ pub enum ErrorCode {
     RateLimited,
     /// Publishing needs `Authorization: Bearer <key>` (or a loopback peer when no key is set).
     Unauthorized,
+    /// Access to a private room was refused (no valid token, the app said no, or a name that is
+    /// not the token's); the message starts with the rule that failed.
+    Forbidden,
     /// The request body is larger than `max-message-bytes`.
     PayloadTooLarge,
     /// The server is shutting down and no longer accepts this request.
@@ -52,6 +55,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotFound => "not_found",

@@ -41,6 +41,7 @@ pub mod recovery;
 pub mod room;
 pub mod server_url;
 pub mod terminal_text;
+pub mod token;
 pub mod tutorial;
 pub mod units;
 pub mod user;
@@ -58,6 +59,7 @@ pub use liveness::{Beat, Liveness};
 pub use recovery::Positions;
 pub use room::{RoomName, RoomNameError};
 pub use server_url::{ServerUrl, ServerUrlError};
+pub use token::TokenClaims;
 pub use tutorial::{TutorialFrame, TutorialSend};
 pub use user::{UserName, UserNameError};
 pub use v1::{

@@ -103,6 +103,10 @@ pub enum ClientFrame {
         /// The last position seen, to recover missed messages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<Position>,
+        /// A token (HS256 JWT) that admits this session to `room` when it is private; without
+        /// one, the token given at connect (if any) is used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
         /// Echoed on the `joined` answer.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,
@@ -321,6 +325,7 @@ mod tests {
                     epoch: "e1".into(),
                     seq: 41
                 }),
+                token: None,
                 reference: Some(Ref::Number(7)),
             }
         );

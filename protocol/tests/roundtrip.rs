@@ -34,11 +34,18 @@ fn position() -> impl Strategy<Value = Option<Position>> {
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (room(), position(), reference()).prop_map(|(room, since, reference)| ClientFrame::Join {
-            room,
-            since,
-            reference
-        }),
+        (
+            room(),
+            position(),
+            proptest::option::of("[A-Za-z0-9_.-]{1,40}"),
+            reference()
+        )
+            .prop_map(|(room, since, token, reference)| ClientFrame::Join {
+                room,
+                since,
+                token,
+                reference
+            }),
         (room(), reference()).prop_map(|(room, reference)| ClientFrame::Leave { room, reference }),
         (room(), any::<String>(), reference()).prop_map(|(room, message, reference)| {
             ClientFrame::Publish {

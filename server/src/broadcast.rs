@@ -21,8 +21,8 @@ use serde::Deserialize;
 use crate::api_error::ApiError;
 use crate::auth::PeerAddr;
 use crate::publish::{
-    Checked, PublishRequest, authorize, check, keyed_error, receipt, respond, start_publish,
-    too_large,
+    Checked, PublishRequest, authorize, authorize_room, check, keyed_error, receipt, respond,
+    start_publish, too_large,
 };
 use crate::state::AppState;
 
@@ -45,7 +45,16 @@ pub(crate) async fn broadcast(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = match authorize(&state, &headers, peer).and_then(|()| read(&state, body)) {
+    let request = authorize(&state, &headers, peer)
+        .and_then(|()| read(&state, body))
+        .and_then(|(rooms, checked)| {
+            // All or nothing, like the broadcast itself: one private room needs the key.
+            for room in &rooms {
+                authorize_room(&state, room.as_str())?;
+            }
+            Ok((rooms, checked))
+        });
+    let result = match request {
         Ok((rooms, checked)) => publish_all(&state, &rooms, &checked).await,
         Err(e) => Err(e),
     };

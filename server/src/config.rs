@@ -5,6 +5,7 @@
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
 mod channels;
+mod access;
 mod validate;
 
 use std::net::IpAddr;
@@ -14,6 +15,7 @@ use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
 pub use self::channels::{ChannelsConfig, ChannelsLayer};
+pub use self::access::{AccessConfig, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };
@@ -151,6 +153,10 @@ pub struct Config {
     /// The Django Channels bridge (`--channels-*`).
     #[command(flatten)]
     pub channels: ChannelsConfig,
+
+    /// Private rooms, tokens, origins and per-client bounds (`config/access.rs`).
+    #[command(flatten)]
+    pub access: AccessConfig,
 }
 
 const LONG_ABOUT: &str = "\
@@ -208,6 +214,7 @@ impl Default for Config {
             redis_node_timeout: Duration::from_secs(10),
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
             channels: ChannelsConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -240,7 +247,7 @@ pub(crate) fn is_latest_on_join(prefixes: &[String], room: &str) -> bool {
         .any(|prefix| !prefix.is_empty() && room.starts_with(prefix.as_str()))
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}; write durations like 500ms, 20s or 1m"))
 }

@@ -23,6 +23,8 @@
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
 //! - `websocket`: the wire itself: the upgrade, client frames, frames encoded once (header
 //!   included) for every member, the socket's kernel-side bounds.
+//! - `access`: who may join which room (private rooms, HS256 tokens, room patterns), browser
+//!   origins and sessions per client IP, checked in one place before a session joins.
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
@@ -34,6 +36,7 @@
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
 
+pub mod access;
 pub mod config;
 pub mod metrics;
 
@@ -80,9 +83,10 @@ pub use state::AppState;
 /// `listener` until `stop` is cancelled. WebSocket sessions need this accept loop, not
 /// `axum::serve`: a session takes over the bare TCP socket hyper was given here (to write
 /// pre-encoded frames with `writev` and set its kernel bounds); under another server the
-/// upgrade is answered and the socket is closed at once, with an error logged.
+/// upgrade is answered and the socket is closed at once, with an error logged. Request
+/// headers get the default `--handshake-timeout`.
 pub async fn serve_router(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
-    serve::serve(listener, router, stop).await;
+    serve::serve(listener, router, stop, config::DEFAULT_HANDSHAKE_TIMEOUT).await;
 }
 
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
@@ -100,6 +104,7 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
         listener,
         router(state.clone()),
         stop_serving.clone(),
+        state.config.access.handshake_timeout,
     ));
     state.sessions.spawn(janitor(state.clone()));
 

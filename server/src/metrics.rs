@@ -32,6 +32,9 @@ pub struct Metrics {
     frames_refused: Family<Labels, Counter<u64, AtomicU64>>,
     http_publishes: Family<Labels, Counter<u64, AtomicU64>>,
     connections_refused: Counter<u64, AtomicU64>,
+    connections_refused_per_ip: Counter<u64, AtomicU64>,
+    origins_refused: Counter<u64, AtomicU64>,
+    access_refused: Family<Labels, Counter<u64, AtomicU64>>,
     rooms_refused: Counter<u64, AtomicU64>,
     history_replays: Family<Labels, Counter<u64, AtomicU64>>,
     resident_memory: Gauge<i64, AtomicI64>,
@@ -65,6 +68,9 @@ impl Metrics {
             frames_refused: Family::default(),
             http_publishes: Family::default(),
             connections_refused: Counter::default(),
+            connections_refused_per_ip: Counter::default(),
+            origins_refused: Counter::default(),
+            access_refused: Family::default(),
             rooms_refused: Counter::default(),
             history_replays: Family::default(),
             resident_memory: Gauge::default(),
@@ -121,6 +127,25 @@ impl Metrics {
             "connections_refused",
             "WebSocket upgrades refused with 503 because --max-connections was reached",
             metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_refused_per_ip",
+            "WebSocket upgrades refused with 429 because --max-connections-per-ip was reached",
+            metrics.connections_refused_per_ip.clone(),
+        );
+        registry.register(
+            "origins_refused",
+            "WebSocket upgrades refused with 403 because of their Origin (--allowed-origins)",
+            metrics.origins_refused.clone(),
+        );
+        // Every rule from the start, so a dashboard sees zeros rather than gaps.
+        for rule in crate::access::Refusal::RULES {
+            drop(metrics.access_refused.get_or_create(&[("rule", rule)]));
+        }
+        registry.register(
+            "access_refused",
+            "Joins of private rooms refused, by the rule that failed",
+            metrics.access_refused.clone(),
         );
         registry.register(
             "rooms_refused",
@@ -206,6 +231,18 @@ impl Metrics {
 
     pub(crate) fn record_connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    pub(crate) fn record_connection_refused_per_ip(&self) {
+        self.connections_refused_per_ip.inc();
+    }
+
+    pub(crate) fn record_origin_refused(&self) {
+        self.origins_refused.inc();
+    }
+
+    pub(crate) fn record_access_refused(&self, rule: &'static str) {
+        self.access_refused.get_or_create(&[("rule", rule)]).inc();
     }
 
     pub(crate) fn record_rooms_refused(&self, count: usize) {

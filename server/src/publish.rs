@@ -39,11 +39,68 @@ pub(crate) async fn send_test_get(
     headers: HeaderMap,
     Query(request): Query<PublishRequest>,
 ) -> Response {
-    let result = match authorize(&state, &headers, peer) {
+    let allowed = send_test_allowed(&state, &headers)
+        .and_then(|()| authorize(&state, &headers, peer))
+        .and_then(|()| authorize_room(&state, &room));
+    let result = match allowed {
         Ok(()) => publish(&state, &room, request).await,
         Err(e) => Err(e),
     };
     respond(&state, result)
+}
+
+/// GET send-test changes state on a plain GET, so a page on another site could make a
+/// visitor's browser publish (an `<img src>` is enough). It answers 404 with
+/// `--no-send-test`, and 403 to a browser request from another site: an `Origin` that is not
+/// this host nor in `--allowed-origins`, or a `Sec-Fetch-Site` other than `same-origin` and
+/// `none` (typed in the address bar). Requests without those headers (curl, scripts) pass.
+fn send_test_allowed(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config.access.no_send_test {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "GET send-test is turned off on this server (--no-send-test); POST /api/rooms/<room>/messages",
+        ));
+    }
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST).unwrap_or_default();
+    let same_host = |origin: &str| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    };
+    let origin_ok = match text(header::ORIGIN) {
+        None => true,
+        Some(origin) => same_host(origin) || state.access.origin_listed(origin),
+    };
+    let site_ok = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None | Some("same-origin" | "none") => true,
+        Some(_) => text(header::ORIGIN).is_some_and(|o| state.access.origin_listed(o)),
+    };
+    if origin_ok && site_ok {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+        "GET send-test is refused to pages of other sites; POST with the API key instead",
+    ))
+}
+
+/// Publishing into a private room needs `--api-key`, from loopback too: a local process is
+/// not the backend.
+pub(crate) fn authorize_room(state: &AppState, room: &str) -> Result<(), ApiError> {
+    let private = RoomName::new(room).is_ok_and(|room| state.access.is_private(&room));
+    if private && state.config.api_key.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            format!(
+                "{room} is private: publishing into it needs the server's --api-key, even from loopback"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /chat/{room}/send-test/` and `POST /api/rooms/{room}/messages`, with a JSON body
@@ -55,7 +112,9 @@ pub(crate) async fn post_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request = authorize(&state, &headers, peer).and_then(|()| read_body(&headers, body));
+    let request = authorize(&state, &headers, peer)
+        .and_then(|()| authorize_room(&state, &room))
+        .and_then(|()| read_body(&headers, body));
     let result = match request {
         Ok(request) => publish(&state, &room, request).await,
         Err(e) => Err(e),

@@ -17,17 +17,22 @@ use tracing::{debug, warn};
 use crate::auth::PeerAddr;
 use crate::websocket::AcceptLoop;
 
-/// How long a client may take to send its request headers, WebSocket upgrades included. Stops
-/// idle or slow-loris connections from holding a task and a socket forever.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Longest pause after a failed `accept` (for example, out of file descriptors); the pause
 /// doubles from 10 ms up to this.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` until `stop` is cancelled, then finishes in-flight requests
 /// (upgraded sessions are not connections any more: they run on, owned by the sessions tracker).
-pub(crate) async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
+///
+/// `header_timeout` (`--handshake-timeout`) is how long a client may take to send its request
+/// headers, WebSocket upgrades included: it stops idle or slowloris connections from holding a
+/// task and a socket forever.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    header_timeout: Duration,
+) {
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -61,7 +66,7 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, stop: Cancellat
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(header_timeout);
             let connection = builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();

@@ -35,6 +35,7 @@ use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
 use self::waiting::WaitingJoins;
 use self::writer::Writer;
+use crate::access::{Grant, IpPermit};
 use crate::frames::{self, Frame, Protocol};
 use crate::outbox::{Outbox, Ready};
 use crate::registry::Membership;
@@ -53,8 +54,11 @@ pub(crate) struct SessionStart {
     pub(crate) protocol: Protocol,
     /// The room in the URL, joined at connect.
     pub(crate) room: Option<RoomName>,
-    /// Set when the URL was invalid: the session only closes with this code and reason.
+    /// Set when the URL was invalid or access was refused: the session only closes with this
+    /// code and reason, and is sent nothing else.
     pub(crate) refusal: Option<Exit>,
+    /// The handshake's verified token, for typed joins of private rooms that carry none.
+    pub(crate) grant: Option<Box<Grant>>,
 }
 
 /// Resources a session holds for its whole life and releases by being dropped.
@@ -62,6 +66,8 @@ pub(crate) struct SessionStart {
 pub(crate) struct SessionGuards {
     /// One of `--max-connections`.
     pub(crate) _permit: OwnedSemaphorePermit,
+    /// One of `--max-connections-per-ip` for the client's IP (when that limit is on).
+    pub(crate) _ip: Option<IpPermit>,
     /// Lets shutdown wait for this session.
     pub(crate) _tracked: TaskTrackerToken,
 }
@@ -76,6 +82,8 @@ struct Session {
     in_flight: VecDeque<InFlight>,
     /// Joins waiting for their room to be ready on this node (with a relay).
     waiting_joins: WaitingJoins,
+    /// The handshake's token, verified (boxed: most sessions have none, and stay small).
+    grant: Option<Box<Grant>>,
     rate: RateLimit,
     state: Arc<AppState>,
 }
@@ -122,6 +130,7 @@ pub(crate) async fn run(
         memberships: HashMap::new(),
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
+        grant: start.grant,
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };

@@ -43,6 +43,8 @@ pub struct AppState {
     pub(crate) idempotency: IdempotencyCache<(RoomName, String), PublishReceipt>,
     /// Results of recent broadcasts that carried an `idempotency_key`.
     pub(crate) broadcasts: IdempotencyCache<String, Broadcast>,
+    /// Private rooms, tokens, origins, sessions per IP (`access`).
+    pub(crate) access: crate::access::Access,
     next_session: AtomicU64,
 }
 
@@ -112,6 +114,7 @@ impl AppState {
             _ => None,
         };
         Arc::new(Self {
+            access: crate::access::Access::new(&config),
             relay,
             bridge,
             connection_permits: Arc::new(Semaphore::new(

@@ -178,6 +178,7 @@ impl TestServer {
         let options = ConnectOptions {
             user: Some(user(name)),
             room: None,
+            token: None,
         };
         within("a typed connection", Client::connect(&self.url, options))
             .await

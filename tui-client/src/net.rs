@@ -153,6 +153,7 @@ pub async fn run(
         let options = ConnectOptions {
             user: user.clone(),
             room: None,
+            token: None,
         };
         // A server that vanished mid-handshake answers nothing either: the same bound applies.
         let connecting =

@@ -148,6 +148,7 @@ pub async fn run(ctx: &Ctx, config: SendConfig) -> Result<Code> {
     let options = ConnectOptions {
         user: config.user.clone(),
         room: Some(config.room.clone()),
+        token: ctx.token.clone(),
     };
     let client = Client::connect(&ctx.server, options)
         .await

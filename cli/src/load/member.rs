@@ -143,6 +143,7 @@ impl Member {
         let options = ConnectOptions {
             user: Some(plan.user.clone()),
             room: Some(plan.room.clone()),
+            token: None,
         };
         let mut client = Client::connect(server, options).await?;
         let joined_seq = tokio::time::timeout(FRAME_GRACE, async {

@@ -49,6 +49,7 @@ impl Observer {
         let options = ConnectOptions {
             user: Some(user),
             room: Some(room.clone()),
+            token: None,
         };
         let (sender, mut receiver) = Client::connect(server, options).await?.split();
         let presence = Arc::new(Mutex::new(Presence::default()));

@@ -53,7 +53,9 @@ pub struct InvalidSetting {
 
 impl Config {
     /// Checks every setting; the first that cannot work is the error.
-    pub fn validate(self) -> Result<ValidConfig, InvalidSetting> {
+    pub fn validate(mut self) -> Result<ValidConfig, InvalidSetting> {
+        // Secrets from files are read here, once, so every later check sees them.
+        self.read_secret_files()?;
         self.problems()
             .into_iter()
             .next()
@@ -170,6 +172,7 @@ impl Config {
                  values, so no request could carry it)",
             );
         }
+        self.access_problems(&mut found);
         found
     }
 }

@@ -109,8 +109,14 @@ impl Session {
             ClientFrame::Join {
                 room,
                 since,
+                token,
                 reference,
-            } => return self.join(room, since, reference),
+            } => {
+                if self.access_refused(&room, token.as_deref(), reference.as_ref()) {
+                    return Ok(());
+                }
+                return self.join(room, since, reference);
+            }
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -127,6 +133,34 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Checks a typed join of a private room: `token`, else the handshake's. A refusal is
+    /// answered with an error frame `forbidden` naming the rule, and nothing of the room.
+    fn access_refused(
+        &self,
+        room: &RoomName,
+        token: Option<&str>,
+        reference: Option<&Ref>,
+    ) -> bool {
+        if self.memberships.contains_key(room) {
+            return false;
+        }
+        let checked =
+            self.state
+                .access
+                .check_join(room, token, self.grant.as_deref(), Some(&self.user));
+        match checked {
+            Ok(_) => false,
+            Err(refusal) => {
+                self.state.metrics.record_access_refused(refusal.rule());
+                self.refuse(
+                    Refusal::new(refusal.error_code(), refusal.reason())
+                        .about(Some(room.clone()), reference.cloned()),
+                );
+                true
+            }
+        }
     }
 
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the

@@ -48,6 +48,7 @@ async fn typed_at(url: &roomcast_protocol::ServerUrl, name: &str) -> Client {
     let options = ConnectOptions {
         user: Some(user(name)),
         room: None,
+        token: None,
     };
     within("a typed connection", Client::connect(url, options))
         .await

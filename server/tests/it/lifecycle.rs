@@ -75,6 +75,7 @@ async fn create(server: &TestServer, origin: Origin, name: &str) {
             let options = roomcast_protocol::ConnectOptions {
                 user: None,
                 room: Some(room(name)),
+                token: None,
             };
             let mut client = within(
                 "a typed connection",

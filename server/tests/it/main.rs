@@ -4,6 +4,8 @@
 mod redis_support;
 mod support;
 
+mod access;
+mod access_proxy;
 mod api;
 mod binary;
 mod broadcast;

@@ -128,6 +128,7 @@ async fn welcome_carries_the_settings_and_a_room_url_joins_at_connect() {
     let options = ConnectOptions {
         user: Some(user("ana")),
         room: Some(room("lobby")),
+        token: None,
     };
     let mut client = within(
         "connect",
@@ -205,6 +206,7 @@ async fn refused_frames_are_answered_by_ref_and_the_session_goes_on() {
         let join = ClientFrame::Join {
             room: room(name),
             since: None,
+            token: None,
             reference: None,
         };
         within("join", sender.send(&join)).await.expect("send");

@@ -105,6 +105,7 @@ impl<'a> Session<'a> {
         let frame = ClientFrame::Join {
             room: room.clone(),
             since: since.clone(),
+            token: None,
             reference: None,
         };
         self.asked.insert(room, since);

@@ -1,0 +1,585 @@
+//! Private rooms: each token rule refused with its own reason and nothing of the room sent;
+//! impersonation; a token for one room does not open another; origins; per-IP and total caps.
+
+use roomcast_protocol::{
+    ClientError, Connection, ErrorCode, Incoming, Ref, ServerFrame, TokenClaims, TutorialFrame,
+    TutorialSend,
+};
+use roomcast_server::Config;
+use roomcast_server::access::mint;
+use roomcast_server::config::AccessConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use url::Url;
+
+use crate::support::{TestServer, eventually, next_typed, room, within};
+
+const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+const SECRET_STATUS: &str = "payment 1 is paid";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn claims(sub: &str, rooms: &[&str]) -> TokenClaims {
+    TokenClaims {
+        sub: sub.to_owned(),
+        rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
+        exp: now() + 3600,
+        nbf: None,
+    }
+}
+
+fn token(claims: &TokenClaims) -> String {
+    mint(SECRET.as_bytes(), claims).expect("mint")
+}
+
+fn private_config() -> Config {
+    Config {
+        latest_on_join: vec!["pagamento_".to_owned()],
+        access: AccessConfig {
+            private_rooms: vec!["pagamento_*".to_owned()],
+            token_secret: Some(SECRET.to_owned()),
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    }
+}
+
+const API_KEY: &str = "the-backends-key";
+
+/// Publishes `message` into `room` over HTTP with `key`; returns the status.
+async fn publish_with(server: &TestServer, room: &str, key: Option<&str>, message: &str) -> u16 {
+    let mut request = server
+        .http()
+        .post(server.http_url(&format!("api/rooms/{room}/messages")))
+        .json(&serde_json::json!({ "message": message }));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    within("publish", request.send())
+        .await
+        .expect("an answer")
+        .status()
+        .as_u16()
+}
+
+/// A server whose private room `pagamento_1` holds a latest state that must not leak.
+async fn server_with_a_secret() -> TestServer {
+    let server = TestServer::start(Config {
+        api_key: Some(API_KEY.to_owned()),
+        ..private_config()
+    })
+    .await;
+    assert_eq!(
+        publish_with(&server, "pagamento_1", Some(API_KEY), SECRET_STATUS).await,
+        200
+    );
+    server
+}
+
+fn socket_url(server: &TestServer, path: &str, query: &[(&str, &str)]) -> Url {
+    let mut url = server.url.ws(path);
+    for (key, value) in query {
+        url.query_pairs_mut().append_pair(key, value);
+    }
+    url
+}
+
+/// The first thing a tutorial socket at `url` receives.
+async fn first_tutorial(url: &Url) -> Incoming<TutorialFrame> {
+    let mut client: Connection<TutorialSend, TutorialFrame> =
+        within("connect", Connection::open(url, None))
+            .await
+            .expect("the upgrade is admitted");
+    within("the first frame", client.recv())
+        .await
+        .expect("recv")
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn every_broken_token_rule_closes_4503_naming_it_and_leaks_nothing_of_the_room() {
+    let server = server_with_a_secret().await;
+    let valid = token(&claims("ana", &["pagamento_*"]));
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let expired = token(&TokenClaims {
+        exp: now() - 60,
+        ..claims("ana", &["pagamento_1"])
+    });
+    let early = token(&TokenClaims {
+        nbf: Some(now() + 600),
+        ..claims("ana", &["pagamento_1"])
+    });
+    let other_room = token(&claims("ana", &["pagamento_2"]));
+    let wrong_secret = mint(
+        b"a different secret, 32 bytes long",
+        &claims("ana", &["pagamento_1"]),
+    )
+    .expect("mint");
+    parts[1] = b64(&serde_json::to_vec(&claims("ana", &["*"])).expect("json"));
+    let tampered = parts.join(".");
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(&serde_json::to_vec(&claims("ana", &["*"])).expect("json"))
+    );
+    let cases: [(&str, Option<&str>); 8] = [
+        ("missing", None),
+        ("expired", Some(&expired)),
+        ("not_yet_valid", Some(&early)),
+        ("wrong_room", Some(&other_room)),
+        ("bad_signature", Some(&wrong_secret)),
+        ("bad_signature", Some(&tampered)),
+        ("algorithm", Some(&alg_none)),
+        ("malformed", Some("not.a.jwt")),
+    ];
+    for (rule, token) in cases {
+        let mut query = vec![("user", "ana")];
+        if let Some(token) = token {
+            query.push(("token", token));
+        }
+        let url = socket_url(&server, "ws/chat/pagamento_1/", &query);
+        match first_tutorial(&url).await {
+            Incoming::Closed(info) => {
+                assert_eq!(
+                    info.code.map(|c| c.as_u16()),
+                    Some(4503),
+                    "{rule}: {info:?}"
+                );
+                assert!(
+                    info.reason.starts_with(&format!("forbidden: {rule}:")),
+                    "{rule}: {:?}",
+                    info.reason
+                );
+            }
+            other => panic!("{rule}: the first thing sent must be the close, got {other:?}"),
+        }
+    }
+    // The typed protocol is refused the same way, before its welcome.
+    let url = socket_url(&server, "ws/chat/pagamento_1/", &[("token", &expired)]);
+    let typed = Connection::<roomcast_protocol::ClientFrame, ServerFrame>::open(
+        &url,
+        Some(roomcast_protocol::SUBPROTOCOL_V1),
+    );
+    let mut typed = within("connect", typed).await.expect("upgrade");
+    match within("first", typed.recv()).await.expect("recv") {
+        Incoming::Closed(info) => assert_eq!(info.code.map(|c| c.as_u16()), Some(4503)),
+        other => panic!("no welcome, no state, only the close: {other:?}"),
+    }
+
+    // A valid token, as the query or as a bearer header, gets the room and its latest state.
+    let url = socket_url(&server, "ws/chat/pagamento_1/", &[("token", &valid)]);
+    match first_tutorial(&url).await {
+        Incoming::Frame(TutorialFrame::Message(message)) => {
+            assert_eq!(message.message, SECRET_STATUS);
+            assert_eq!(message.user.as_str(), "server");
+        }
+        other => panic!("a valid token opens the room: {other:?}"),
+    }
+    let refused = eventually("the refusals to be counted", || async {
+        let text = server
+            .http()
+            .get(server.http_url("metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("roomcast_access_refused_total{rule=\"bad_signature\"} 2")
+            .then_some(text)
+    })
+    .await;
+    assert!(refused.contains("roomcast_access_refused_total{rule=\"expired\"} 2"));
+}
+
+#[tokio::test]
+async fn a_name_other_than_the_tokens_is_impersonation() {
+    let server = server_with_a_secret().await;
+    let ana = token(&claims("ana", &["pagamento_1"]));
+    let url = socket_url(
+        &server,
+        "ws/chat/pagamento_1/",
+        &[("user", "bob"), ("token", &ana)],
+    );
+    match first_tutorial(&url).await {
+        Incoming::Closed(info) => {
+            assert_eq!(info.code.map(|c| c.as_u16()), Some(4503));
+            assert!(
+                info.reason.starts_with("forbidden: impersonation:"),
+                "{info:?}"
+            );
+        }
+        other => panic!("bob may not speak as ana: {other:?}"),
+    }
+    // Without ?user the token's sub is the name.
+    let url = socket_url(&server, "ws/chat/pagamento_1/", &[("token", &ana)]);
+    let mut client: Connection<TutorialSend, TutorialFrame> =
+        within("connect", Connection::open(&url, None))
+            .await
+            .expect("upgrade");
+    let _latest = within("latest", client.recv()).await.expect("recv");
+    within(
+        "send",
+        client.send(&TutorialSend {
+            message: "hi".to_owned(),
+        }),
+    )
+    .await
+    .expect("send");
+    match within("echo", client.recv()).await.expect("recv") {
+        Incoming::Frame(TutorialFrame::Message(message)) => {
+            assert_eq!(message.user.as_str(), "ana");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn typed_error(frame: ServerFrame) -> (ErrorCode, String, Option<Ref>) {
+    match frame {
+        ServerFrame::Error {
+            code,
+            message,
+            reference,
+            ..
+        } => (code, message, reference),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_token_for_one_room_does_not_open_another_on_connect_or_on_a_typed_join() {
+    let server = server_with_a_secret().await;
+    let for_two = token(&claims("ana", &["pagamento_2"]));
+    // On connect.
+    let url = socket_url(&server, "ws/chat/pagamento_1/", &[("token", &for_two)]);
+    match first_tutorial(&url).await {
+        Incoming::Closed(info) => {
+            assert!(
+                info.reason.starts_with("forbidden: wrong_room:"),
+                "{info:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // On a typed join, with the handshake's token and with the join's own.
+    let options = roomcast_protocol::ConnectOptions {
+        user: None,
+        room: None,
+        token: Some(for_two.clone()),
+    };
+    let mut client = within(
+        "connect",
+        roomcast_protocol::Client::connect(&server.url, options),
+    )
+    .await
+    .expect("a typed session with a token");
+    assert_eq!(
+        client.user().as_str(),
+        "ana",
+        "the token's sub names the session"
+    );
+    within(
+        "join",
+        client.join(&room("pagamento_1"), None, Some(Ref::Number(1))),
+    )
+    .await
+    .expect("send");
+    let (code, message, reference) = typed_error(next_typed(&mut client).await);
+    assert_eq!(code, ErrorCode::Forbidden);
+    assert!(message.starts_with("forbidden: wrong_room:"), "{message}");
+    assert_eq!(reference, Some(Ref::Number(1)));
+    within(
+        "join",
+        client.join(&room("pagamento_2"), None, Some(Ref::Number(2))),
+    )
+    .await
+    .expect("send");
+    match next_typed(&mut client).await {
+        ServerFrame::Joined { room: joined, .. } => assert_eq!(joined.as_str(), "pagamento_2"),
+        other => panic!("the handshake's token opens pagamento_2: {other:?}"),
+    }
+    let for_one = token(&claims("ana", &["pagamento_1"]));
+    within(
+        "join",
+        client.join_with_token(&room("pagamento_1"), &for_one, Some(Ref::Number(3))),
+    )
+    .await
+    .expect("send");
+    match next_typed(&mut client).await {
+        ServerFrame::Joined { room: joined, .. } => assert_eq!(joined.as_str(), "pagamento_1"),
+        other => panic!("the join's own token opens pagamento_1: {other:?}"),
+    }
+    // A typed join refused for impersonation: bob's token on ana's session.
+    let bob = token(&claims("bob", &["pagamento_3"]));
+    within(
+        "join",
+        client.join_with_token(&room("pagamento_3"), &bob, Some(Ref::Number(4))),
+    )
+    .await
+    .expect("send");
+    // Messages of pagamento_1 (its latest state) may arrive first; the error follows.
+    let (code, message, _) = typed_error(
+        crate::support::wait_for(&mut client, "the refusal", |frame| {
+            matches!(frame, ServerFrame::Error { .. }).then(|| frame.clone())
+        })
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Forbidden);
+    assert!(
+        message.starts_with("forbidden: impersonation:"),
+        "{message}"
+    );
+}
+
+/// Sends a WebSocket upgrade with `extra` headers and returns the status line.
+async fn handshake_status(server: &TestServer, extra: &str) -> String {
+    let mut stream = within("connect", TcpStream::connect(server.addr))
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /ws/chat/lobby/ HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{extra}\r\n",
+        server.addr
+    );
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut head = vec![0; 1024];
+    let read = within("the answer", stream.read(&mut head))
+        .await
+        .expect("read");
+    let head = String::from_utf8_lossy(&head[..read]).into_owned();
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn handshakes_from_other_origins_get_403_and_allowed_ones_upgrade() {
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            allowed_origins: vec![
+                "https://app.example.com".to_owned(),
+                "https://*.example.org".to_owned(),
+            ],
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    for (origin, expected) in [
+        ("Origin: https://app.example.com\r\n", "101"),
+        ("Origin: https://a.b.example.org\r\n", "101"),
+        ("", "101"),
+        ("Origin: https://evil.test\r\n", "403"),
+        ("Origin: https://example.org\r\n", "403"),
+        ("Origin: http://app.example.com\r\n", "403"),
+    ] {
+        let status = handshake_status(&server, origin).await;
+        assert!(
+            status.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{origin:?}: {status}"
+        );
+    }
+    let strict = TestServer::start(Config {
+        access: AccessConfig {
+            allowed_origins: vec!["https://app.example.com".to_owned()],
+            require_origin: true,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    assert!(
+        handshake_status(&strict, "")
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
+}
+
+async fn connect_status(server: &TestServer) -> Result<roomcast_protocol::Client, u16> {
+    let options = roomcast_protocol::ConnectOptions::default();
+    match within(
+        "connect",
+        roomcast_protocol::Client::connect(&server.url, options),
+    )
+    .await
+    {
+        Ok(client) => Ok(client),
+        Err(ClientError::Rejected { status, .. }) => Err(status),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_per_ip_and_total_caps_hold_and_release() {
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 2,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let first = connect_status(&server).await.expect("first");
+    let _second = connect_status(&server).await.expect("second");
+    assert_eq!(connect_status(&server).await.err(), Some(429));
+    drop(first);
+    eventually("the slot to come back", || async {
+        connect_status(&server).await.ok()
+    })
+    .await;
+
+    let server = TestServer::start(Config {
+        max_connections: 1,
+        ..Config::default()
+    })
+    .await;
+    let only = connect_status(&server).await.expect("the one");
+    assert_eq!(connect_status(&server).await.err(), Some(503));
+    drop(only);
+    eventually("the permit to come back", || async {
+        connect_status(&server).await.ok()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn publishing_into_a_private_room_needs_the_key_even_from_loopback() {
+    let server = TestServer::start(private_config()).await;
+    assert_eq!(
+        publish_with(&server, "pagamento_9", None, "forged").await,
+        401
+    );
+    assert_eq!(
+        publish_with(&server, "lobby", None, "public is fine").await,
+        200
+    );
+    let answer = within(
+        "send-test",
+        server
+            .http()
+            .get(server.http_url("chat/pagamento_9/send-test/"))
+            .query(&[("message", "forged")])
+            .send(),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn get_send_test_is_refused_to_other_sites_and_can_be_turned_off() {
+    let server = TestServer::start(Config::default()).await;
+    let get = |headers: &'static [(&'static str, &'static str)]| {
+        let mut request = server
+            .http()
+            .get(server.http_url("chat/lobby/send-test/"))
+            .query(&[("message", "hi")]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move {
+            within("send-test", request.send())
+                .await
+                .expect("an answer")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get(&[]).await, 200, "curl and scripts");
+    assert_eq!(
+        get(&[("sec-fetch-site", "none")]).await,
+        200,
+        "the address bar"
+    );
+    assert_eq!(get(&[("origin", "https://evil.test")]).await, 403);
+    assert_eq!(
+        get(&[("sec-fetch-site", "cross-site")]).await,
+        403,
+        "an <img src>"
+    );
+
+    let off = TestServer::start(Config {
+        access: AccessConfig {
+            no_send_test: true,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let answer = within(
+        "send-test",
+        off.http()
+            .get(off.http_url("chat/lobby/send-test/"))
+            .query(&[("message", "hi")])
+            .send(),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn five_hundred_slowloris_sockets_do_not_stop_a_chat_and_are_cut_at_the_handshake_timeout() {
+    const SOCKETS: usize = 500;
+    let timeout = std::time::Duration::from_secs(3);
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut loris = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut stream = within("connect", TcpStream::connect(server.addr))
+            .await
+            .expect("connect");
+        // Half a request, and then nothing.
+        within(
+            "write",
+            stream.write_all(b"GET /ws/chat/lobby/ HTTP/1.1\r\nHost: x\r\n"),
+        )
+        .await
+        .expect("write");
+        loris.push(stream);
+    }
+    // A normal client joins and chats meanwhile.
+    let mut member = server.member("lobby").await;
+    member.say("still here").await;
+    assert_eq!(member.next_text().await, "still here");
+    assert!(
+        started.elapsed() < timeout,
+        "the chat did not wait for the handshake timeout"
+    );
+    // Every slowloris socket is closed by the server, within the timeout and a margin.
+    let cut = within("every slowloris socket to be cut", async {
+        for stream in &mut loris {
+            let mut buf = [0u8; 256];
+            // EOF, a reset, or hyper's 408: the server is done with it either way.
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        started.elapsed()
+    })
+    .await;
+    assert!(cut >= timeout, "cut before the timeout: {cut:?}");
+    assert!(
+        cut < timeout + std::time::Duration::from_secs(3),
+        "cut late: {cut:?}"
+    );
+}
