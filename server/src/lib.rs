@@ -29,6 +29,9 @@
 //! - `metrics`: per-instance Prometheus registry.
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
+//! - `sse`: followers over Server-Sent Events (`/sse/...`): members that only listen, with
+//!   resume through `Last-Event-ID` (`sse/*`: cursor ids, event encoding, the stream body, its
+//!   watchdog).
 
 pub mod config;
 pub mod metrics;
@@ -51,6 +54,7 @@ mod room;
 mod routes;
 mod serve;
 mod session;
+mod sse;
 mod state;
 mod web;
 mod websocket;

@@ -22,5 +22,6 @@ mod rooms;
 mod send_test;
 mod shutdown;
 mod slow;
+mod sse;
 mod typed;
 mod wire;
