@@ -75,6 +75,15 @@ pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, Ro
 pub use routes::router;
 pub use state::AppState;
 
+/// Serves `router` (the one [`router`] builds, perhaps with routes of your own added) on
+/// `listener` until `stop` is cancelled. WebSocket sessions need this accept loop, not
+/// `axum::serve`: a session takes over the bare TCP socket hyper was given here (to write
+/// pre-encoded frames with `writev` and set its kernel bounds); under another server the
+/// upgrade is answered and the socket is closed at once, with an error logged.
+pub async fn serve_router(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    serve::serve(listener, router, stop).await;
+}
+
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
 /// new sessions are refused (503), every session is closed with 1001 in waves spread over
 /// `config.drain_window`, and `run` returns once they have ended or `config.shutdown_grace` has

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::auth::PeerAddr;
+use crate::websocket::AcceptLoop;
 
 /// How long a client may take to send its request headers, WebSocket upgrades included. Stops
 /// idle or slow-loris connections from holding a task and a socket forever.
@@ -60,6 +61,7 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, stop: Cancellat
         let handle = abort.clone();
         let service = router.clone().map_request(move |mut request: Request<_>| {
             request.extensions_mut().insert(PeerAddr(peer));
+            request.extensions_mut().insert(AcceptLoop);
             request.extensions_mut().insert(handle.clone());
             request
         });

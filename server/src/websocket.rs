@@ -21,4 +21,4 @@ pub(crate) mod tcp;
 mod upgrade;
 
 pub(crate) use self::frame::{Frame, HEADER_ROOM_BYTES};
-pub(crate) use self::upgrade::UpgradeRequest;
+pub(crate) use self::upgrade::{AcceptLoop, UpgradeRequest};

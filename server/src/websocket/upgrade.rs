@@ -22,6 +22,11 @@ use tracing::{debug, error};
 
 use crate::api_error::ApiError;
 
+/// Put on every request by roomcast's accept loop (`serve`), whose connections hand sessions
+/// the bare `TcpStream` after an upgrade; another server's would not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AcceptLoop;
+
 /// A valid WebSocket upgrade request, not answered yet.
 #[derive(Debug)]
 pub(crate) struct UpgradeRequest {
@@ -97,6 +102,17 @@ impl<S: Sync> FromRequestParts<S> for UpgradeRequest {
             ));
         };
         let protocols = headers.get(header::SEC_WEBSOCKET_PROTOCOL).cloned();
+        if parts.extensions.get::<AcceptLoop>().is_none() {
+            // Refused before the 101: after it, a socket we cannot take would close without a
+            // code, and the client would only see a 1006.
+            error!(
+                "a WebSocket upgrade reached the router without roomcast's accept loop; serve it with roomcast_server::serve_router"
+            );
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this server was not started with roomcast's accept loop (serve_router)",
+            ));
+        }
         let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
             return Err(refuse(
                 StatusCode::UPGRADE_REQUIRED,

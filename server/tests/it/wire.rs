@@ -224,3 +224,28 @@ async fn a_delay_between_frames_changes_nothing() {
     }
     assert_eq!(watcher.next_text().await, "one byte at a time");
 }
+
+#[tokio::test]
+async fn a_router_served_by_another_server_refuses_upgrades_before_the_101() {
+    // Sessions take over the bare socket roomcast's accept loop gave hyper; under
+    // `axum::serve` they cannot, and a 101 followed by a dead socket would only show as 1006.
+    let state = roomcast_server::AppState::new(Config::default().validate().expect("valid"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving =
+        tokio::spawn(async move { axum::serve(listener, roomcast_server::router(state)).await });
+    let url = format!("ws://{addr}/ws/chat/lobby/");
+    let refused = within("the handshake", tokio_tungstenite::connect_async(url)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("serve_router"), "{body}");
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+    serving.abort();
+}
