@@ -40,6 +40,7 @@ pub mod raw;
 pub mod recovery;
 pub mod room;
 pub mod server_url;
+pub mod sse;
 pub mod terminal_text;
 pub mod token;
 pub mod tutorial;

@@ -61,7 +61,8 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_message_bytes: usize,
 
-    /// Most WebSocket sessions open at once; past it, upgrades get HTTP 503.
+    /// Most connections open at once, WebSocket sessions and SSE streams together; past it,
+    /// upgrades and streams get HTTP 503.
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
@@ -144,6 +145,18 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
     pub drain_window: Duration,
 
+    /// How often an SSE stream (`/sse/...`) gets a `: ping` comment, so proxies keep it open
+    /// and a follower whose connection is gone is found (the write fails). A follower that
+    /// stopped reading is evicted within --write-timeout plus this. Must be more than 0.
+    #[arg(long, env = "ROOMCAST_SSE_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    pub sse_heartbeat: Duration,
+
+    /// The reconnect delay SSE followers are told (`retry:`); each follower is told this plus
+    /// a random share of it, and at shutdown a random point of --drain-window on top, so they
+    /// do not all come back at once. Must be more than 0.
+    #[arg(long, env = "ROOMCAST_SSE_RETRY", default_value = "2s", value_parser = parse_duration)]
+    pub sse_retry: Duration,
+
     // The kernel's share of a session (the session loop's flags).
     /// Kernel send buffer per session (SO_SNDBUF; Linux doubles it for bookkeeping). What a
     /// reader that stopped can hold in the kernel on top of --max-queue-bytes. 0 leaves the
@@ -164,6 +177,7 @@ roomcast-server: WebSocket rooms compatible with the Django Channels tutorial ch
 
 Sockets: ws://HOST/ws/chat/<room>/ (tutorial JSON, or the typed protocol with the
 `roomcast.v1` subprotocol) and ws://HOST/ws (typed, no room joined).
+Followers: http://HOST/sse/<room>/ and /sse?rooms=a,b (Server-Sent Events).
 HTTP: /chat/<room>/send-test/, /api/..., /healthz, /readyz, /metrics.
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=roomcast_server=debug) for more.";
 
@@ -215,6 +229,8 @@ impl Default for Config {
             send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
             channels: ChannelsConfig::default(),
             access: AccessConfig::default(),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(2),
         }
     }
 }

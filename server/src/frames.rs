@@ -19,6 +19,9 @@ pub(crate) enum Protocol {
     Tutorial,
     /// The typed `roomcast.v1` protocol.
     Typed,
+    /// A Server-Sent Events follower (`/sse/...`): typed JSON in `data:` lines, with an `id`
+    /// per event (see `sse/event.rs`). Followers only listen.
+    Sse,
 }
 
 /// Milliseconds since the Unix epoch: the `ts` of messages and pongs.
@@ -70,7 +73,7 @@ pub(crate) fn message(published: &Publication, protocol: Protocol) -> Frame {
     encode(
         &MessageOut {
             kind: match protocol {
-                Protocol::Typed => Some("message"),
+                Protocol::Typed | Protocol::Sse => Some("message"),
                 Protocol::Tutorial => None,
             },
             room: &published.room,
@@ -83,6 +86,22 @@ pub(crate) fn message(published: &Publication, protocol: Protocol) -> Frame {
     )
 }
 
+/// Appends a message's typed JSON (what a `roomcast.v1` client gets) to `buffer`: the `data:`
+/// of an SSE message event.
+pub(crate) fn write_typed_message(published: &Publication, buffer: &mut Vec<u8>) {
+    let out = MessageOut {
+        kind: Some("message"),
+        room: &published.room,
+        user: &published.user,
+        seq: published.seq,
+        ts: published.ts,
+        message: &published.text,
+    };
+    if let Err(e) = serde_json::to_writer(buffer, &out) {
+        tracing::error!(error = %e, "could not encode a message");
+    }
+}
+
 /// An error answer in `protocol`'s shape: typed `{"type":"error",...}` with `room` and `ref`
 /// when known, tutorial `{"error":{"code","message"}}`.
 pub(crate) fn error(
@@ -93,7 +112,8 @@ pub(crate) fn error(
     reference: Option<Ref>,
 ) -> Frame {
     match protocol {
-        Protocol::Typed => encode(
+        // Followers send nothing, so nothing is answered to them; typed is the safe shape.
+        Protocol::Typed | Protocol::Sse => encode(
             &ServerFrame::Error {
                 code,
                 message,

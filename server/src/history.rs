@@ -23,6 +23,7 @@ pub(crate) struct Publication {
     pub(crate) text: Box<str>,
     typed: OnceLock<Frame>,
     tutorial: OnceLock<Frame>,
+    sse: OnceLock<Frame>,
 }
 
 impl Publication {
@@ -35,22 +36,31 @@ impl Publication {
             text: text.into(),
             typed: OnceLock::new(),
             tutorial: OnceLock::new(),
+            sse: OnceLock::new(),
         }
     }
 
-    /// The frame for members speaking `protocol` (WebSocket header included), encoded on
-    /// first use; every delivery shares those bytes.
-    pub(crate) fn frame(&self, protocol: Protocol) -> Frame {
-        let cell = match protocol {
+    /// The frame for members speaking `protocol` (WebSocket header included, or the SSE
+    /// event whose `id` names `epoch`, the room's epoch this message was numbered in), encoded
+    /// on first use; every delivery shares those bytes.
+    pub(crate) fn frame(&self, protocol: Protocol, epoch: &str) -> Frame {
+        match protocol {
             Protocol::Typed => &self.typed,
             Protocol::Tutorial => &self.tutorial,
-        };
-        cell.get_or_init(|| frames::message(self, protocol)).clone()
+            Protocol::Sse => {
+                return self
+                    .sse
+                    .get_or_init(|| crate::sse::event::message(self, epoch))
+                    .clone();
+            }
+        }
+        .get_or_init(|| frames::message(self, protocol))
+        .clone()
     }
 
-    /// What this entry costs in history: the text, both possible encodings, and the rest.
+    /// What this entry costs in history: the text, the three possible encodings, and the rest.
     fn charged_bytes(&self) -> usize {
-        3 * self.text.len() + ENTRY_OVERHEAD_BYTES
+        4 * self.text.len() + ENTRY_OVERHEAD_BYTES
     }
 }
 

@@ -35,6 +35,9 @@
 //! - `metrics`: per-instance Prometheus registry.
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
+//! - `sse`: followers over Server-Sent Events (`/sse/...`): members that only listen, with
+//!   resume through `Last-Event-ID` (`sse/*`: cursor ids, event encoding, the stream body, its
+//!   watchdog).
 
 pub mod access;
 pub mod config;
@@ -59,6 +62,7 @@ mod room;
 mod routes;
 mod serve;
 mod session;
+mod sse;
 mod state;
 mod web;
 mod websocket;

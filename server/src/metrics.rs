@@ -18,6 +18,10 @@ type Labels = [(&'static str, &'static str); 1];
 pub struct Metrics {
     registry: Registry,
     sessions_open: Gauge<i64, AtomicI64>,
+    connections_open: Family<Labels, Gauge<i64, AtomicI64>>,
+    /// `connections_open{transport="websocket"}` and `{transport="sse"}`, looked up once.
+    open_websocket: Gauge<i64, AtomicI64>,
+    open_sse: Gauge<i64, AtomicI64>,
     rooms: Gauge<i64, AtomicI64>,
     messages_published: Family<Labels, Counter<u64, AtomicU64>>,
     /// `messages_published{source="ws"}` and `{source="http"}`, looked up once: a publish is
@@ -56,6 +60,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("roomcast");
         let metrics = Self {
             sessions_open: Gauge::default(),
+            connections_open: Family::default(),
+            open_websocket: Gauge::default(),
+            open_sse: Gauge::default(),
             rooms: Gauge::default(),
             messages_published: Family::default(),
             published_ws: Counter::default(),
@@ -82,6 +89,11 @@ impl Metrics {
             "sessions_open",
             "WebSocket sessions open now",
             metrics.sessions_open.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Connections counted against --max-connections now, by transport (websocket, sse)",
+            metrics.connections_open.clone(),
         );
         registry.register(
             "rooms",
@@ -175,21 +187,43 @@ impl Metrics {
             .messages_published
             .get_or_create(&[("source", Source::Bridge.label())])
             .clone();
+        let open_websocket = metrics
+            .connections_open
+            .get_or_create(&[("transport", "websocket")])
+            .clone();
+        let open_sse = metrics
+            .connections_open
+            .get_or_create(&[("transport", "sse")])
+            .clone();
         Self {
             registry,
             published_ws,
             published_http,
             published_bridge,
+            open_websocket,
+            open_sse,
             ..metrics
         }
     }
 
     pub(crate) fn session_opened(&self) {
         self.sessions_open.inc();
+        self.open_websocket.inc();
     }
 
     pub(crate) fn session_closed(&self) {
         self.sessions_open.dec();
+        self.open_websocket.dec();
+    }
+
+    /// An SSE stream started (`/sse/...`).
+    pub(crate) fn follower_opened(&self) {
+        self.open_sse.inc();
+    }
+
+    /// An SSE stream ended.
+    pub(crate) fn follower_closed(&self) {
+        self.open_sse.dec();
     }
 
     pub(crate) fn set_rooms(&self, count: usize) {

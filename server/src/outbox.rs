@@ -206,10 +206,28 @@ impl Outbox {
         state.waker = None;
     }
 
-    /// Bytes queued or in flight (for tests and stats).
-    #[cfg(test)]
+    /// Bytes queued or in flight (the SSE watchdog's stall check, tests).
     pub(crate) fn queued_bytes(&self) -> usize {
         self.state().bytes
+    }
+
+    /// Whether the outbox overflowed, without waiting (and without taking the session's
+    /// waker slot: the SSE watchdog asks from another task).
+    pub(crate) fn is_overflowed(&self) -> bool {
+        self.state().overflowed
+    }
+
+    /// Marks the outbox overflowed (a reader that stalled past its write timeout) and wakes
+    /// its reader, which then ends as if the queue had passed its bound.
+    pub(crate) fn overflow(&self) {
+        let mut state = self.state();
+        state.overflowed = true;
+        state.frames = VecDeque::new();
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use tracing::warn;
 use self::deadlines::Deadlines;
 use crate::bridge::BridgeNotices;
 use crate::config::is_latest_on_join;
+use crate::frames::Protocol;
 use crate::metrics::Metrics;
 use crate::relay::Notices;
 use crate::room::{HistoryLimits, Member, Room, RoomStats};
@@ -205,9 +206,15 @@ impl Registry {
     ) -> Result<Membership, RoomsFull> {
         let lease = self.lease(name)?;
         let user = member.user.clone();
+        let follower = member.protocol == Protocol::Sse;
         let key = lease.room.join(member, since, reference.cloned());
         if let Some(notices) = &self.shared.relay.notices {
-            notices.joined(name, &user);
+            if follower {
+                // Not present anywhere, but the room must stay subscribed while it listens.
+                notices.check(name);
+            } else {
+                notices.joined(name, &user);
+            }
         }
         if let Some(bridge) = &self.shared.relay.bridge {
             bridge.check(name);
@@ -218,6 +225,7 @@ impl Registry {
             key,
             user,
             reason: LeaveReason::Closed,
+            follower,
         })
     }
 
@@ -388,6 +396,8 @@ pub(crate) struct Membership {
     key: usize,
     user: UserName,
     reason: LeaveReason,
+    /// An SSE follower: never present, so its leaving changes only the subscription.
+    follower: bool,
 }
 
 impl Membership {
@@ -409,7 +419,11 @@ impl Drop for Membership {
         }
         // Even at shutdown: the other nodes' members must hear that this node's users left.
         if let Some(notices) = &self.registry.shared.relay.notices {
-            notices.left(&self.room.name, &self.user, self.reason);
+            if self.follower {
+                notices.check(&self.room.name);
+            } else {
+                notices.left(&self.room.name, &self.user, self.reason);
+            }
         }
         if let Some(bridge) = &self.registry.shared.relay.bridge {
             bridge.check(&self.room.name);

@@ -19,6 +19,7 @@ use crate::history::{History, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 use crate::relay::Source;
+use crate::sse;
 
 mod relayed;
 
@@ -75,9 +76,11 @@ pub(crate) struct Room {
 #[derive(Debug)]
 struct RoomState {
     members: Slab<Member>,
-    /// Sessions per present user: presence events fire on 0 → 1 and 1 → 0 only.
+    /// Sessions per present user: presence events fire on 0 → 1 and 1 → 0 only. SSE
+    /// followers are not in it: they listen without being present.
     presence: BTreeMap<UserName, u32>,
-    typed_members: usize,
+    /// Members told of presence events: typed sessions and SSE followers.
+    presence_listeners: usize,
     seq: u64,
     epoch: Arc<str>,
     history: History,
@@ -108,7 +111,7 @@ impl Room {
             state: Mutex::new(RoomState {
                 members: Slab::new(),
                 presence: BTreeMap::new(),
-                typed_members: 0,
+                presence_listeners: 0,
                 seq: 0,
                 epoch,
                 history: History::new(history.entries, history.bytes),
@@ -134,6 +137,8 @@ impl Room {
     /// Adds `member`. Queues, in order and before any later message: the `joined` answer (typed
     /// sessions), the replay (missed messages, or the latest one in latest-state rooms), and a
     /// `join` event for the other typed members when this user was not present yet.
+    /// An SSE follower gets `gap` first when recovery failed, then the replay, then `joined`
+    /// (whose `id` is the room's position now), and is not announced: it is not present.
     /// Returns the member's slot, for leaving.
     pub(crate) fn join(
         &self,
@@ -147,37 +152,52 @@ impl Room {
                 .history
                 .replay(since, &state.epoch, state.seq, self.latest_on_join);
         let mut fan_out = FanOut::default();
+        let follower = member.protocol == Protocol::Sse;
+        let joined = || ServerFrame::Joined {
+            room: self.name.clone(),
+            epoch: state.epoch.to_string(),
+            seq: state.seq,
+            // A follower is not present, so it is not among the members it is told of.
+            members: if follower {
+                state.users(self.relayed)
+            } else {
+                state.user_list_with(&member.user, self.relayed)
+            },
+            recovered,
+            replay: replay.len(),
+            reference: reference.clone(),
+        };
         if member.protocol == Protocol::Typed {
-            let members = state.user_list_with(&member.user, self.relayed);
-            let joined = ServerFrame::Joined {
-                room: self.name.clone(),
-                epoch: state.epoch.to_string(),
-                seq: state.seq,
-                members,
-                recovered,
-                replay: replay.len(),
-                reference,
-            };
-            fan_out.push(&member.outbox, frames::typed(&joined));
+            fan_out.push(&member.outbox, frames::typed(&joined()));
+        }
+        if follower && recovered == Some(false) {
+            let gap = sse::event::gap(&self.name, &state.epoch, state.seq, since, &replay);
+            fan_out.push(&member.outbox, gap);
         }
         for message in &replay {
-            fan_out.push(&member.outbox, message.frame(member.protocol));
+            fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
+        }
+        if follower {
+            let position = sse::Position::of(&self.name, &state.epoch, state.seq);
+            fan_out.push(&member.outbox, sse::event::presence(&joined(), &position));
         }
         if let Some(recovered) = recovered {
             self.metrics.record_replay(recovered);
         }
 
-        let sessions_of_user = state.presence.entry(member.user.clone()).or_insert(0);
-        *sessions_of_user += 1;
-        if *sessions_of_user == 1 && state.typed_members > 0 && !self.relayed {
-            let event = frames::typed(&ServerFrame::Join {
-                room: self.name.clone(),
-                user: member.user.clone(),
-            });
-            state.for_each_typed(|outbox| fan_out.push(outbox, event.clone()));
+        if !follower {
+            let sessions_of_user = state.presence.entry(member.user.clone()).or_insert(0);
+            *sessions_of_user += 1;
+            if *sessions_of_user == 1 && state.presence_listeners > 0 && !self.relayed {
+                let event = ServerFrame::Join {
+                    room: self.name.clone(),
+                    user: member.user.clone(),
+                };
+                state.announce(&self.name, &event, None, &mut fan_out);
+            }
         }
-        if member.protocol == Protocol::Typed {
-            state.typed_members += 1;
+        if member.protocol != Protocol::Tutorial {
+            state.presence_listeners += 1;
         }
         let key = state.members.insert(member);
         drop(state);
@@ -201,7 +221,10 @@ impl Room {
         ));
         let mut fan_out = FanOut::default();
         for (_, member) in &state.members {
-            fan_out.push(&member.outbox, published.frame(member.protocol));
+            fan_out.push(
+                &member.outbox,
+                published.frame(member.protocol, &state.epoch),
+            );
         }
         let delivery = Delivery {
             seq: state.seq,
@@ -229,10 +252,14 @@ impl Room {
         let Some(member) = state.members.try_remove(key) else {
             return state.is_unused();
         };
-        if member.protocol == Protocol::Typed {
-            state.typed_members -= 1;
+        if member.protocol != Protocol::Tutorial {
+            state.presence_listeners -= 1;
         }
         let mut fan_out = FanOut::default();
+        if member.protocol == Protocol::Sse {
+            // Followers were never present: nothing to announce.
+            return state.is_unused();
+        }
         let last_session_of_user = match state.presence.get_mut(&member.user) {
             Some(count) if *count > 1 => {
                 *count -= 1;
@@ -242,13 +269,13 @@ impl Room {
         };
         if last_session_of_user {
             state.presence.remove(&member.user);
-            if announce && state.typed_members > 0 && !self.relayed {
-                let event = frames::typed(&ServerFrame::Leave {
+            if announce && state.presence_listeners > 0 && !self.relayed {
+                let event = ServerFrame::Leave {
                     room: self.name.clone(),
                     user: member.user,
                     reason,
-                });
-                state.for_each_typed(|outbox| fan_out.push(outbox, event.clone()));
+                };
+                state.announce(&self.name, &event, None, &mut fan_out);
             }
         }
         let unused = state.is_unused();
@@ -309,20 +336,43 @@ impl RoomState {
         self.members.is_empty() && self.leases == 0
     }
 
-    fn for_each_typed(&self, mut push: impl FnMut(&Outbox)) {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.protocol == Protocol::Typed)
-            .for_each(|(_, m)| push(&m.outbox));
+    /// Queues the presence `event` for every typed member (except `user`'s own sessions, when
+    /// given) and every SSE follower, each encoding made once.
+    fn announce(
+        &self,
+        room: &RoomName,
+        event: &ServerFrame,
+        except: Option<&UserName>,
+        fan_out: &mut FanOut,
+    ) {
+        let mut typed = None;
+        let mut followed = None;
+        for (_, member) in &self.members {
+            let frame = match member.protocol {
+                Protocol::Tutorial => continue,
+                Protocol::Typed if except == Some(&member.user) => continue,
+                Protocol::Typed => typed.get_or_insert_with(|| frames::typed(event)),
+                Protocol::Sse => followed.get_or_insert_with(|| {
+                    let position = sse::Position::of(room, &self.epoch, self.seq);
+                    sse::event::presence(event, &position)
+                }),
+            };
+            fan_out.push(&member.outbox, frame.clone());
+        }
+    }
+
+    /// Present users (on every node when `relayed`), sorted.
+    fn users(&self, relayed: bool) -> Vec<UserName> {
+        if relayed {
+            self.cluster_users.iter().cloned().collect()
+        } else {
+            self.presence.keys().cloned().collect()
+        }
     }
 
     /// Present users (on every node when `relayed`) plus `joining`, sorted, each once.
     fn user_list_with(&self, joining: &UserName, relayed: bool) -> Vec<UserName> {
-        let mut users: Vec<UserName> = if relayed {
-            self.cluster_users.iter().cloned().collect()
-        } else {
-            self.presence.keys().cloned().collect()
-        };
+        let mut users = self.users(relayed);
         if let Err(at) = users.binary_search(joining) {
             users.insert(at, joining.clone());
         }

@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
 use crate::state::AppState;
-use crate::{api, broadcast, connect, health, publish, web};
+use crate::{api, broadcast, connect, health, publish, sse, web};
 
 /// Room for JSON framing around a `--max-message-bytes` message in a publish body.
 const BODY_ENVELOPE_BYTES: usize = 4 * 1024;
@@ -28,6 +28,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/chat/{room}/send-test",
             get(publish::send_test_get).post(publish::post_message),
         )
+        .route("/sse", get(sse::rooms_stream))
+        .route("/sse/{room}/", get(sse::room_stream))
+        .route("/sse/{room}", get(sse::room_stream))
         .route("/api/info", get(api::info))
         .route("/api/rooms", get(api::rooms))
         .route("/api/rooms/{room}", get(api::room))

@@ -21,6 +21,12 @@ use crate::websocket::AcceptLoop;
 /// doubles from 10 ms up to this.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Ends one HTTP connection at once when cancelled, even while hyper waits for a peer that
+/// stopped reading: how an SSE follower that cannot take its final event is let go. Every
+/// request carries its connection's handle as an extension.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionAbort(pub(crate) CancellationToken);
+
 /// Serves `router` on `listener` until `stop` is cancelled, then finishes in-flight requests
 /// (upgraded sessions are not connections any more: they run on, owned by the sessions tracker).
 ///
@@ -56,9 +62,12 @@ pub(crate) async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             debug!(error = %e, "could not set TCP_NODELAY");
         }
+        let abort = ConnectionAbort(CancellationToken::new());
+        let handle = abort.clone();
         let service = router.clone().map_request(move |mut request: Request<_>| {
             request.extensions_mut().insert(PeerAddr(peer));
             request.extensions_mut().insert(AcceptLoop);
+            request.extensions_mut().insert(handle.clone());
             request
         });
         let stop = stop.clone();
@@ -76,6 +85,11 @@ pub(crate) async fn serve(
                 () = stop.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
+                }
+                // Dropping the connection closes the socket, whatever hyper was waiting for.
+                () = abort.0.cancelled() => {
+                    debug!(%peer, "connection aborted");
+                    Ok(())
                 }
             };
             if let Err(e) = result {

@@ -10,12 +10,14 @@
 //!   constant.
 //! - [`server`]: [`TestServer`] (start, stop, restart on the same port, HTTP and socket helpers).
 //! - [`member`]: [`Member`] and the `next_*` / `*_close` readers the tests assert with.
+//! - [`sse`]: [`SseFollower`], a real `/sse/...` stream read event by event.
 //! - [`proxy`]: [`TcpProxy`], a link between client and server that a test makes go silent
 //!   (nothing arrives, no FIN, no RST) or cut.
 
 pub mod member;
 pub mod proxy;
 pub mod server;
+pub mod sse;
 pub mod wait;
 
 pub use member::{
@@ -23,6 +25,7 @@ pub use member::{
 };
 pub use proxy::TcpProxy;
 pub use server::{TestServer, reusable_listener};
+pub use sse::{SseEvent, SseFollower};
 pub use wait::{WAIT, eventually, within};
 
 use roomcast_protocol::{RoomName, UserName};

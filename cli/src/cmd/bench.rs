@@ -1,4 +1,4 @@
-//! `roomcast bench fanout|connect|idle|evict|ceiling|reference`: the figures
+//! `roomcast bench fanout|connect|idle|evict|ceiling|reference|sse`: the figures
 //! `docs/BENCHMARKS.md` keeps, and the minimal broadcaster they are measured against.
 //!
 //! The load generator is built not to set the ceiling: members count frames from their headers
@@ -19,6 +19,7 @@ mod publisher;
 mod reference;
 mod sample;
 mod search;
+mod sse;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -74,6 +75,8 @@ pub enum BenchCommand {
     Ceiling(ceiling::CeilingArgs),
     /// Serve the minimal reference broadcaster that roomcast is measured against.
     Reference(reference::ReferenceArgs),
+    /// SSE followers beside WebSocket members in one room: delivery of the same messages.
+    Sse(sse::SseArgs),
 }
 
 /// Runs one benchmark.
@@ -85,6 +88,7 @@ pub async fn run(ctx: &Ctx, args: BenchArgs) -> Result<Code> {
         BenchCommand::Evict(args) => evict::run(ctx, args.try_into()?).await,
         BenchCommand::Ceiling(args) => ceiling::run(ctx, args.try_into()?).await,
         BenchCommand::Reference(args) => reference::run(ctx, args.try_into()?).await,
+        BenchCommand::Sse(args) => sse::run(ctx, args.try_into()?).await,
     }
 }
 

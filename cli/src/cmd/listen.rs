@@ -6,6 +6,7 @@
 
 mod print;
 mod session;
+mod sse;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -68,6 +69,11 @@ pub struct ListenArgs {
         value_parser = parse_server_timeout
     )]
     pub server_timeout: Duration,
+    /// Follow over Server-Sent Events (`/sse/...`) instead of a WebSocket: for networks that
+    /// break WebSockets. Listens only; resumes through the stream's ids. --server-timeout is
+    /// raised to 35s here, above the server's heartbeat (--sse-heartbeat, 15s by default).
+    #[arg(long, env = "ROOMCAST_LISTEN_SSE", value_parser = FalseyValueParser::new(), default_value_t = false)]
+    pub sse: bool,
 }
 
 /// `listen`, validated.
@@ -82,6 +88,7 @@ pub struct ListenConfig {
     /// Neutralise control characters in printed text (resolved from `--sanitize`).
     sanitize: bool,
     server_timeout: Duration,
+    sse: bool,
 }
 
 impl TryFrom<ListenArgs> for ListenConfig {
@@ -106,12 +113,16 @@ impl TryFrom<ListenArgs> for ListenConfig {
             presence: args.presence,
             sanitize: args.sanitize.applies(std::io::stdout().is_terminal()),
             server_timeout: args.server_timeout,
+            sse: args.sse,
         })
     }
 }
 
 /// Listens until the count, the timeout, or a close that says not to come back.
 pub async fn run(ctx: &Ctx, config: ListenConfig) -> Result<Code> {
+    if config.sse {
+        return sse::run(ctx, &config).await;
+    }
     let started = Instant::now();
     let deadline = config.timeout.map(|t| started + t);
     // The first connect fails the command (exit 4 when nothing listens); later ones retry.

@@ -170,3 +170,51 @@ async fn a_pipe_gets_the_text_as_sent_and_json_escapes_it() {
     assert!(!json.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{json:?}");
     assert_eq!(json_lines(json.as_bytes())[0]["message"], HOSTILE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_sse_follows_a_room_and_replays_what_came_before_with_since() {
+    let server = TestServer::start(Config::default()).await;
+    let mut send = server.roomcast();
+    send.args(["send-test", "feed", "early {n}", "--count", "2"]);
+    assert(send).await.success();
+
+    let mut listener = server.spawn(&[
+        "listen",
+        "feed",
+        "--sse",
+        "--since",
+        "0",
+        "--json",
+        "--count",
+        "3",
+        "--timeout",
+        "20s",
+    ]);
+    listener.wait_for_stderr("following feed over SSE").await;
+    let mut send = server.roomcast();
+    send.args(["send-test", "feed", "live"]);
+    assert(send).await.success();
+
+    let (code, stdout) = listener.finish().await;
+    assert_eq!(
+        code,
+        Some(0),
+        "listen --sse exits 0 once it has its messages"
+    );
+    let lines = json_lines(stdout.as_bytes());
+    let texts: Vec<_> = lines.iter().map(|m| m["message"].clone()).collect();
+    assert_eq!(texts, ["early 1", "early 2", "live"], "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|m| m["type"] == "message" && m["room"] == "feed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_sse_without_a_server_exits_4() {
+    let mut listen = crate::support::roomcast();
+    let url = format!("http://127.0.0.1:{}", crate::support::closed_port());
+    listen.args(["--url", &url, "listen", "lobby", "--sse", "--timeout", "5s"]);
+    assert(listen).await.code(4);
+}

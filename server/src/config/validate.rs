@@ -79,6 +79,8 @@ impl Config {
             ("--write-timeout", self.write_timeout, false),
             ("--shutdown-grace", self.shutdown_grace, false),
             ("--room-ttl", self.room_ttl, true),
+            ("--sse-heartbeat", self.sse_heartbeat, false),
+            ("--sse-retry", self.sse_retry, false),
         ];
         for (flag, duration, zero_allowed) in durations {
             let value = humantime::format_duration(duration).to_string();

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use roomcast_protocol::{LeaveReason, ServerFrame, UserName};
 
 use super::Room;
-use crate::frames::{self, Protocol};
 use crate::history::Publication;
 use crate::outbox::FanOut;
 
@@ -52,7 +51,7 @@ impl Room {
         state.seq = message.seq;
         let mut fan_out = FanOut::default();
         for (_, member) in &state.members {
-            fan_out.push(&member.outbox, message.frame(member.protocol));
+            fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
         }
         state.history.push(message);
         drop(state);
@@ -76,7 +75,7 @@ impl Room {
                 snapshot.seq == from || missing.first().is_some_and(|m| m.seq == from + 1);
             for message in missing {
                 for (_, member) in &state.members {
-                    fan_out.push(&member.outbox, message.frame(member.protocol));
+                    fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
                 }
                 state.history.push(message.clone());
             }
@@ -103,19 +102,19 @@ impl Room {
             // Presence events this node missed (a reload after a gap, or a link that came
             // back) are told as the difference, so typed members never keep a user who left.
             for user in state.cluster_users.difference(&users) {
-                let event = frames::typed(&ServerFrame::Leave {
+                let event = ServerFrame::Leave {
                     room: self.name.clone(),
                     user: user.clone(),
                     reason: LeaveReason::Closed,
-                });
-                presence_to_others(&state, user, &event, &mut fan_out);
+                };
+                state.announce(&self.name, &event, Some(user), &mut fan_out);
             }
             for user in users.difference(&state.cluster_users) {
-                let event = frames::typed(&ServerFrame::Join {
+                let event = ServerFrame::Join {
                     room: self.name.clone(),
                     user: user.clone(),
-                });
-                presence_to_others(&state, user, &event, &mut fan_out);
+                };
+                state.announce(&self.name, &event, Some(user), &mut fan_out);
             }
         }
         state.cluster_users = users;
@@ -132,12 +131,12 @@ impl Room {
         if !state.cluster_users.insert(user.clone()) {
             return;
         }
-        let event = frames::typed(&ServerFrame::Join {
+        let event = ServerFrame::Join {
             room: self.name.clone(),
             user: user.clone(),
-        });
+        };
         let mut fan_out = FanOut::default();
-        presence_to_others(&state, user, &event, &mut fan_out);
+        state.announce(&self.name, &event, Some(user), &mut fan_out);
         drop(state);
         self.record(&fan_out);
     }
@@ -148,13 +147,13 @@ impl Room {
         if !state.cluster_users.remove(user) {
             return;
         }
-        let event = frames::typed(&ServerFrame::Leave {
+        let event = ServerFrame::Leave {
             room: self.name.clone(),
             user: user.clone(),
             reason,
-        });
+        };
         let mut fan_out = FanOut::default();
-        presence_to_others(&state, user, &event, &mut fan_out);
+        state.announce(&self.name, &event, Some(user), &mut fan_out);
         drop(state);
         self.record(&fan_out);
     }
@@ -182,19 +181,4 @@ impl Room {
     pub(crate) fn has_members(&self) -> bool {
         !self.state().members.is_empty()
     }
-}
-
-/// Queues a presence `event` about `user` for the room's typed members other than `user`'s
-/// own sessions.
-fn presence_to_others(
-    state: &super::RoomState,
-    user: &UserName,
-    event: &crate::frames::Frame,
-    fan_out: &mut FanOut,
-) {
-    state
-        .members
-        .iter()
-        .filter(|(_, m)| m.protocol == Protocol::Typed && m.user != *user)
-        .for_each(|(_, m)| fan_out.push(&m.outbox, event.clone()));
 }

@@ -56,7 +56,8 @@ impl Session {
                 Ok(send) => self.publish_to_url_room(&send.message),
                 Err(refusal) => self.refuse(refusal),
             },
-            Protocol::Typed => match decode::typed(text) {
+            // Sessions are never SSE followers (those only listen); typed is the safe reading.
+            Protocol::Typed | Protocol::Sse => match decode::typed(text) {
                 Ok(frame) => return self.apply(frame),
                 Err(refusal) => self.refuse(refusal),
             },

@@ -47,6 +47,20 @@ impl Frame {
         Self(bytes)
     }
 
+    /// Bytes for a transport other than WebSocket (Server-Sent Events), queued through the
+    /// same outboxes. They must not start with a byte of 0x80 or more (SSE text is ASCII
+    /// field names first), which is how [`Frame::payload_len`] tells them from WebSocket
+    /// frames: every frame the server sends is final, so its first byte has the FIN bit set.
+    pub(crate) fn raw(bytes: Bytes) -> Self {
+        debug_assert!(bytes.first().is_none_or(|b| *b < 0x80));
+        Self(bytes)
+    }
+
+    /// The bytes, shared (for transports that hand them to hyper).
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
     /// The heartbeat's ping.
     pub(crate) fn ping() -> Self {
         Self(Bytes::from_static(&PING))
@@ -96,6 +110,10 @@ impl Frame {
 
     /// Bytes of the header (server frames are never masked).
     fn header_len(&self) -> usize {
+        if self.0.first().is_none_or(|b| *b < 0x80) {
+            // Raw bytes (see `Frame::raw`): no WebSocket header.
+            return 0;
+        }
         match self.0.get(1).map(|b| b & 0x7f) {
             Some(126) => 4,
             Some(127) => 10,

@@ -48,3 +48,58 @@ async fn the_status_page_shows_the_current_state_at_once_and_updates_when_the_ba
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_status_page_over_sse_alone_follows_survives_a_restart_and_shows_what_came_after() {
+    let config = Config {
+        latest_on_join: vec!["pagamento_".to_owned()],
+        sse_retry: std::time::Duration::from_millis(200),
+        ..Config::default()
+    };
+    let mut server = Server::start(config.clone()).await;
+    server.send_test("pagamento_7", "pending").await;
+
+    let browser = Browser::start().await;
+    browser
+        .goto(&server.url("/status/pagamento_7/?transport=sse"))
+        .await;
+    browser.wait_state("connected").await;
+    let transport = browser
+        .eval(
+            "return document.querySelector('#state').dataset.transport;",
+            vec![],
+        )
+        .await;
+    assert_eq!(transport, json!("sse"));
+    browser
+        .wait_texts("the latest status, from the stream", "#value", |v| {
+            v == ["pending"]
+        })
+        .await;
+    server.send_test("pagamento_7", "paid").await;
+    browser
+        .wait_texts("the update", "#value", |v| v == ["paid"])
+        .await;
+
+    server.stop().await;
+    browser.wait_state("reconnecting").await;
+    server.start_again();
+    server.send_test("pagamento_7", "refunded").await;
+    browser.wait_state("connected").await;
+    browser
+        .wait_texts("the status posted while the page was away", "#value", |v| {
+            v == ["refunded"]
+        })
+        .await;
+    browser
+        .wait_texts("every status once, newest first", "#history li span", |h| {
+            h == ["refunded", "paid", "pending"]
+        })
+        .await;
+    let gaps = browser.texts("#history li.gap").await;
+    assert!(
+        gaps.iter().any(|g| g.contains("may be missing")),
+        "the new history is flagged: {gaps:?}"
+    );
+    browser.close().await;
+}

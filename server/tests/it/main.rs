@@ -25,5 +25,6 @@ mod rooms;
 mod send_test;
 mod shutdown;
 mod slow;
+mod sse;
 mod typed;
 mod wire;

@@ -70,6 +70,18 @@ export class RoomConnection {
     this.open();
   }
 
+  /** Stops for good: no reconnect (a page switching to another transport). */
+  stop() {
+    this.stopped = true;
+    for (const timer of Object.values(this.timers)) clearTimeout(timer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.onclose = null;
+      socket.close();
+    }
+  }
+
   /** Sends a chat message; false when not connected (the caller keeps the text). */
   publish(text) {
     if (!this.ready) return false;
@@ -92,6 +104,7 @@ export class RoomConnection {
   }
 
   open() {
+    if (this.stopped) return;
     this.emit("state", { kind: this.attempt === 0 && !this.position ? "connecting" : "reconnecting", inMs: 0 });
     let socket;
     try {

@@ -3,6 +3,7 @@
 // for a latest-on-join room (--latest-on-join), so it shows the current state as soon as it
 // opens; it works in an iframe (no navigation, no fixed height).
 
+import { RoomFollower } from "/static/follow.js";
 import { RoomConnection, clock, missingText, pageParams, roomFromPath, stateText } from "/static/roomcast.js";
 
 /** Entries kept in the history list. */
@@ -53,12 +54,24 @@ function show(frame) {
   since.textContent = `since ${clock(frame.ts)} · ${frame.user}`;
 }
 
-const connection = new RoomConnection(room, {
-  user,
-  token,
-  on: {
+/** `?transport=sse` follows over Server-Sent Events only; otherwise a WebSocket, falling back
+ *  to SSE when one cannot open at all (a proxy that breaks WebSockets). */
+const onlySse = new URLSearchParams(location.search).get("transport") === "sse";
+let connected = false;
+let connection = null;
+
+const callbacks = {
     state(state) {
+      if (state.kind === "connected") connected = true;
+      if (!connected && !onlySse && !state.transport && state.kind === "reconnecting" && state.code === 1006) {
+        // The first WebSocket never opened: follow over SSE instead (the page only listens).
+        connection.stop();
+        connection = new RoomFollower(room, { on: callbacks });
+        connection.start();
+        return;
+      }
       stateBadge.dataset.state = state.kind;
+      stateBadge.dataset.transport = state.transport || "websocket";
       stateBadge.textContent = stateText(state);
     },
     message(frame) {
@@ -71,7 +84,7 @@ const connection = new RoomConnection(room, {
       item.textContent = missingText(count);
       history.prepend(item);
     },
-  },
-});
+};
 
+connection = onlySse ? new RoomFollower(room, { on: callbacks }) : new RoomConnection(room, { user, token, on: callbacks });
 if (room) connection.start();
