@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::api_error::ApiError;
 use crate::frames::Protocol;
+use crate::serve::ResetOnClose;
 use crate::session::{self, Exit, SessionGuards, SessionStart};
 use crate::state::AppState;
 
@@ -38,9 +40,11 @@ pub(crate) async fn room_socket(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
     Query(query): Query<ConnectQuery>,
+    reset: Option<Extension<ResetOnClose>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    accept(&state, upgrade, Some(room), query.user.as_deref())
+    let reset = reset.map(|Extension(reset)| reset);
+    accept(&state, upgrade, Some(room), query.user.as_deref(), reset)
         .unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -48,9 +52,12 @@ pub(crate) async fn room_socket(
 pub(crate) async fn bare_socket(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ConnectQuery>,
+    reset: Option<Extension<ResetOnClose>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    accept(&state, upgrade, None, query.user.as_deref()).unwrap_or_else(IntoResponse::into_response)
+    let reset = reset.map(|Extension(reset)| reset);
+    accept(&state, upgrade, None, query.user.as_deref(), reset)
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 fn accept(
@@ -58,6 +65,7 @@ fn accept(
     upgrade: WebSocketUpgrade,
     room: Option<String>,
     user: Option<&str>,
+    reset: Option<ResetOnClose>,
 ) -> Result<Response, ApiError> {
     if !state.is_accepting() {
         return Err(ApiError::unavailable(
@@ -121,6 +129,7 @@ fn accept(
     let guards = SessionGuards {
         _permit: permit,
         _tracked: state.sessions.token(),
+        reset,
     };
     let state = state.clone();
     Ok(upgrade.on_upgrade(move |socket| session::run(socket, start, state, guards)))

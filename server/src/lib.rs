@@ -82,6 +82,7 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
         listener,
         router(state.clone()),
         stop_serving.clone(),
+        state.config.ping_interval + state.config.ping_timeout,
     ));
     state.sessions.spawn(janitor(state.clone()));
 

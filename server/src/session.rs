@@ -29,6 +29,7 @@ use self::rate::RateLimit;
 use crate::frames::{self, Protocol};
 use crate::outbox::{Outbox, Ready};
 use crate::registry::Membership;
+use crate::serve::ResetOnClose;
 use crate::state::AppState;
 
 /// How long the final close frame may take to write before the socket is just dropped.
@@ -60,6 +61,8 @@ pub(crate) struct SessionGuards {
     pub(crate) _permit: OwnedSemaphorePermit,
     /// Lets shutdown wait for this session.
     pub(crate) _tracked: TaskTrackerToken,
+    /// The connection's reset switch (absent when the socket did not come from our accept loop).
+    pub(crate) reset: Option<ResetOnClose>,
 }
 
 struct Session {
@@ -107,6 +110,12 @@ pub(crate) async fn run(
         }
     };
     session.end(&mut socket, &exit).await;
+    if exit.resets_socket()
+        && let Some(reset) = &guards.reset
+    {
+        reset.arm();
+    }
+    drop(socket);
     drop(guards);
 }
 

@@ -92,6 +92,15 @@ impl Exit {
         }
     }
 
+    /// Whether the socket is reset (SO_LINGER 0) rather than closed: its peer stopped answering,
+    /// so whatever is still queued would only be retransmitted into the void.
+    pub(crate) fn resets_socket(&self) -> bool {
+        matches!(
+            self,
+            Exit::Timeout(_) | Exit::QueueOverflow(_) | Exit::WriteStalled(_)
+        )
+    }
+
     /// Whether a close frame could still get through: not to a peer that stopped reading.
     pub(crate) fn peer_reads(&self) -> bool {
         !matches!(
