@@ -12,8 +12,11 @@
 //! - [`member`]: [`Member`] and the `next_*` / `*_close` readers the tests assert with.
 //! - [`proxy`]: [`TcpProxy`], a link between client and server that a test makes go silent
 //!   (nothing arrives, no FIN, no RST) or cut.
+//! - [`netns`]: real silent loss in the kernel: [`Netns`] (a namespace and veth link that a test
+//!   cuts), [`netns::Remote`] members inside it, [`netns::sockets_to`] (the kernel's view, `ss`).
 
 pub mod member;
+pub mod netns;
 pub mod proxy;
 pub mod server;
 pub mod wait;
@@ -21,6 +24,7 @@ pub mod wait;
 pub use member::{
     Member, next_text, next_tutorial, next_typed, raw_close, tutorial_close, typed_close, wait_for,
 };
+pub use netns::{Netns, netns};
 pub use proxy::TcpProxy;
 pub use server::{TestServer, reusable_listener};
 pub use wait::{WAIT, eventually, within};

@@ -20,5 +20,6 @@ mod recovery;
 mod rooms;
 mod send_test;
 mod shutdown;
+mod silent_loss;
 mod slow;
 mod typed;
