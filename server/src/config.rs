@@ -4,6 +4,7 @@
 //! keeps the two in step), so tests build a config in one line and change only what they test.
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
+mod channels;
 mod validate;
 
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
+pub use self::channels::{ChannelsConfig, ChannelsLayer};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };
@@ -139,6 +141,16 @@ pub struct Config {
     /// all at once. --shutdown-grace must cover it plus 2s, or the server refuses to start.
     #[arg(long, env = "ROOMCAST_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
     pub drain_window: Duration,
+
+    // The kernel's share of a session (the session loop's flags).
+    /// Kernel send buffer per session (SO_SNDBUF; Linux doubles it for bookkeeping). What a
+    /// reader that stopped can hold in the kernel on top of --max-queue-bytes. 0 leaves the
+    /// kernel's autotuning, which lets each such socket hold up to net.ipv4.tcp_wmem's maximum.
+    #[arg(long, env = "ROOMCAST_SEND_BUFFER_BYTES", default_value = "128KiB", value_parser = parse_bytes)]
+    pub send_buffer_bytes: usize,
+    /// The Django Channels bridge (`--channels-*`).
+    #[command(flatten)]
+    pub channels: ChannelsConfig,
 }
 
 const LONG_ABOUT: &str = "\
@@ -163,6 +175,9 @@ pub const DEFAULT_RATE_PER_SECOND: u32 = 100;
 pub const DEFAULT_RATE_BURST: u32 = 200;
 /// Default for `--history-size`.
 pub const DEFAULT_HISTORY_SIZE: usize = 100;
+/// Default for `--send-buffer-bytes`: many batches of chat frames per socket, and at most
+/// 256 KiB of kernel memory (after Linux doubles it) per reader that stopped.
+pub const DEFAULT_SEND_BUFFER_BYTES: usize = 128 * 1024;
 /// The port used when no flag, `ROOMCAST_PORT` or `PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8000;
 
@@ -191,6 +206,8 @@ impl Default for Config {
             redis_url: Vec::new(),
             redis_prefix: "roomcast".to_owned(),
             redis_node_timeout: Duration::from_secs(10),
+            send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
+            channels: ChannelsConfig::default(),
         }
     }
 }

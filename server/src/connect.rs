@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use roomcast_protocol::{CloseCode, ErrorCode, RoomName, SUBPROTOCOL_V1, UserName};
@@ -16,19 +14,9 @@ use serde::Deserialize;
 
 use crate::api_error::ApiError;
 use crate::frames::Protocol;
-use crate::serve::ResetOnClose;
 use crate::session::{self, Exit, SessionGuards, SessionStart};
 use crate::state::AppState;
-
-/// tungstenite's read buffer per session, in bytes. It is allocated whole at the upgrade
-/// (128 KiB by default) and is most of an idle session's memory: 4 KiB measured 7.8 KB per idle
-/// session, 1 KiB 4.5 KB. Chat frames are small; a larger frame reserves its full length when
-/// its header arrives, so it costs reads, not correctness.
-const READ_BUFFER_BYTES: usize = 1024;
-
-/// Bytes tungstenite gathers before writing to the socket. A batch of small frames becomes one
-/// write; the buffer keeps this capacity afterwards, so it is also per-session memory.
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+use crate::websocket::UpgradeRequest;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ConnectQuery {
@@ -40,11 +28,9 @@ pub(crate) async fn room_socket(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
     Query(query): Query<ConnectQuery>,
-    reset: Option<Extension<ResetOnClose>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: UpgradeRequest,
 ) -> Response {
-    let reset = reset.map(|Extension(reset)| reset);
-    accept(&state, upgrade, Some(room), query.user.as_deref(), reset)
+    accept(&state, upgrade, Some(room), query.user.as_deref())
         .unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -52,20 +38,16 @@ pub(crate) async fn room_socket(
 pub(crate) async fn bare_socket(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ConnectQuery>,
-    reset: Option<Extension<ResetOnClose>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: UpgradeRequest,
 ) -> Response {
-    let reset = reset.map(|Extension(reset)| reset);
-    accept(&state, upgrade, None, query.user.as_deref(), reset)
-        .unwrap_or_else(IntoResponse::into_response)
+    accept(&state, upgrade, None, query.user.as_deref()).unwrap_or_else(IntoResponse::into_response)
 }
 
 fn accept(
     state: &Arc<AppState>,
-    upgrade: WebSocketUpgrade,
+    upgrade: UpgradeRequest,
     room: Option<String>,
     user: Option<&str>,
-    reset: Option<ResetOnClose>,
 ) -> Result<Response, ApiError> {
     if !state.is_accepting() {
         return Err(ApiError::unavailable(
@@ -73,15 +55,10 @@ fn accept(
         ));
     }
     let config = &state.config;
-    let upgrade = upgrade
-        .protocols([SUBPROTOCOL_V1])
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(config.max_message_bytes)
-        .max_frame_size(config.max_message_bytes);
-    let protocol = match upgrade.selected_protocol() {
-        Some(_) => Protocol::Typed,
-        None => Protocol::Tutorial,
+    let protocol = if upgrade.offers(SUBPROTOCOL_V1) {
+        Protocol::Typed
+    } else {
+        Protocol::Tutorial
     };
     if room.is_none() && protocol == Protocol::Tutorial {
         return Err(ApiError::bad_request(
@@ -129,10 +106,12 @@ fn accept(
     let guards = SessionGuards {
         _permit: permit,
         _tracked: state.sessions.token(),
-        reset,
     };
     let state = state.clone();
-    Ok(upgrade.on_upgrade(move |socket| session::run(socket, start, state, guards)))
+    let subprotocol = (protocol == Protocol::Typed).then_some(SUBPROTOCOL_V1);
+    Ok(upgrade.accept(subprotocol, move |stream, leftover| {
+        session::run(stream, leftover, start, state, guards)
+    }))
 }
 
 /// A name for a session that did not give one: `guest-` and six hex digits.

@@ -1,14 +1,16 @@
-//! Encoding outgoing frames. Every frame is JSON text built once and shared as [`Utf8Bytes`].
+//! Encoding outgoing frames. Every frame is JSON text built once, WebSocket header included,
+//! and shared as a [`Frame`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
 use roomcast_protocol::{
     ErrorBody, ErrorCode, ErrorEnvelope, Ref, RoomName, ServerFrame, UserName,
 };
 use serde::Serialize;
 
 use crate::history::Publication;
+pub(crate) use crate::websocket::Frame;
+use crate::websocket::HEADER_ROOM_BYTES;
 
 /// Which protocol a session speaks, chosen at the upgrade by the `roomcast.v1` subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,22 +28,27 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn encode<T: Serialize>(value: &T) -> Utf8Bytes {
-    match serde_json::to_string(value) {
-        Ok(text) => Utf8Bytes::from(text),
+/// Room reserved for a JSON frame beyond the text it carries: the envelope (type, room, user,
+/// seq, ts) of a chat message fits, so serializing it does not grow the buffer.
+const ENVELOPE_BYTES: usize = 192;
+
+/// Serializes `value` straight after room for its WebSocket header: one buffer, no copy.
+fn encode<T: Serialize>(value: &T, text_bytes: usize) -> Frame {
+    let mut buffer = Vec::with_capacity(HEADER_ROOM_BYTES + ENVELOPE_BYTES + text_bytes);
+    buffer.resize(HEADER_ROOM_BYTES, 0);
+    match serde_json::to_writer(&mut buffer, value) {
+        Ok(()) => Frame::text_after_header_room(buffer),
         Err(e) => {
             // Our frame types have string keys only, so this is a bug, not bad input.
             tracing::error!(error = %e, "could not encode a frame");
-            Utf8Bytes::from_static(
-                r#"{"type":"error","code":"unknown","message":"encoding failed"}"#,
-            )
+            Frame::text(r#"{"type":"error","code":"unknown","message":"encoding failed"}"#)
         }
     }
 }
 
 /// A typed control frame (`welcome`, `joined`, `pong`, ...).
-pub(crate) fn typed(frame: &ServerFrame) -> Utf8Bytes {
-    encode(frame)
+pub(crate) fn typed(frame: &ServerFrame) -> Frame {
+    encode(frame, 0)
 }
 
 /// Borrowed twin of `roomcast_protocol::RoomMessage`: the same JSON, without cloning the text
@@ -58,18 +65,22 @@ struct MessageOut<'a> {
 }
 
 /// A chat message as `protocol` members receive it.
-pub(crate) fn message(published: &Publication, protocol: Protocol) -> Utf8Bytes {
-    encode(&MessageOut {
-        kind: match protocol {
-            Protocol::Typed => Some("message"),
-            Protocol::Tutorial => None,
+pub(crate) fn message(published: &Publication, protocol: Protocol) -> Frame {
+    let text_bytes = published.text.len();
+    encode(
+        &MessageOut {
+            kind: match protocol {
+                Protocol::Typed => Some("message"),
+                Protocol::Tutorial => None,
+            },
+            room: &published.room,
+            user: &published.user,
+            seq: published.seq,
+            ts: published.ts,
+            message: &published.text,
         },
-        room: &published.room,
-        user: &published.user,
-        seq: published.seq,
-        ts: published.ts,
-        message: &published.text,
-    })
+        text_bytes,
+    )
 }
 
 /// An error answer in `protocol`'s shape: typed `{"type":"error",...}` with `room` and `ref`
@@ -80,17 +91,23 @@ pub(crate) fn error(
     message: String,
     room: Option<RoomName>,
     reference: Option<Ref>,
-) -> Utf8Bytes {
+) -> Frame {
     match protocol {
-        Protocol::Typed => encode(&ServerFrame::Error {
-            code,
-            message,
-            room,
-            reference,
-        }),
-        Protocol::Tutorial => encode(&ErrorEnvelope {
-            error: ErrorBody { code, message },
-        }),
+        Protocol::Typed => encode(
+            &ServerFrame::Error {
+                code,
+                message,
+                room,
+                reference,
+            },
+            0,
+        ),
+        Protocol::Tutorial => encode(
+            &ErrorEnvelope {
+                error: ErrorBody { code, message },
+            },
+            0,
+        ),
     }
 }
 
@@ -119,12 +136,12 @@ mod tests {
     #[test]
     fn message_frames_decode_as_the_protocol_crate_defines_them() {
         let typed = message(&sample(), Protocol::Typed);
-        let decoded: ServerFrame = serde_json::from_str(typed.as_str()).expect("typed decodes");
+        let decoded: ServerFrame = serde_json::from_slice(typed.payload()).expect("typed decodes");
         assert_eq!(decoded, ServerFrame::Message(expected()));
 
         let tutorial = message(&sample(), Protocol::Tutorial);
         let decoded: TutorialFrame =
-            serde_json::from_str(tutorial.as_str()).expect("tutorial decodes");
+            serde_json::from_slice(tutorial.payload()).expect("tutorial decodes");
         assert_eq!(decoded, TutorialFrame::Message(expected()));
     }
 
@@ -137,7 +154,7 @@ mod tests {
             None,
             None,
         );
-        let value: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
+        let value: serde_json::Value = serde_json::from_slice(frame.payload()).expect("json");
         assert!(value.get("message").is_none());
         assert_eq!(value["error"]["code"], "invalid_json");
     }

@@ -3,10 +3,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
 use roomcast_protocol::{Position, RoomName, UserName};
 
-use crate::frames::{self, Protocol};
+use crate::frames::{self, Frame, Protocol};
 
 /// Bytes charged per history entry beyond its text and encodings: the JSON envelope (room,
 /// user, seq, ts), the `Arc` and the names it holds. An estimate, so a history of many tiny
@@ -22,8 +21,8 @@ pub(crate) struct Publication {
     pub(crate) seq: u64,
     pub(crate) ts: u64,
     pub(crate) text: Box<str>,
-    typed: OnceLock<Utf8Bytes>,
-    tutorial: OnceLock<Utf8Bytes>,
+    typed: OnceLock<Frame>,
+    tutorial: OnceLock<Frame>,
 }
 
 impl Publication {
@@ -39,8 +38,9 @@ impl Publication {
         }
     }
 
-    /// The frame for members speaking `protocol`, encoded on first use.
-    pub(crate) fn frame(&self, protocol: Protocol) -> Utf8Bytes {
+    /// The frame for members speaking `protocol` (WebSocket header included), encoded on
+    /// first use; every delivery shares those bytes.
+    pub(crate) fn frame(&self, protocol: Protocol) -> Frame {
         let cell = match protocol {
             Protocol::Typed => &self.typed,
             Protocol::Tutorial => &self.tutorial,

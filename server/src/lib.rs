@@ -11,8 +11,9 @@
 //! - `serve`: the accept loop (header deadline, peer address, graceful stop).
 //! - `routes`: the route table; `connect` (upgrades), `publish` (send-test, publish API),
 //!   `api` (info, rooms), `health` (probes, metrics).
-//! - `session`: one task per socket, one `select!` loop; `session/*` holds its heartbeat, rate
-//!   limit, frame decoding, commands, and the exit table (close code, leave reason, metric).
+//! - `session`: one task per socket, one loop of read and write turns; `session/*` holds its
+//!   reading, writing and closing, heartbeat, rate limit, frame decoding, commands, and the
+//!   exit table (close code, leave reason, metric).
 //! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
 //! - `relay`: the one publish hook every message goes through, whatever its source; it goes to
 //!   this node's rooms (`Local`) or through Redis (`relay/redis*`: connections, Lua scripts,
@@ -20,9 +21,15 @@
 //! - `registry` (every room by name, the one lifetime rule, membership and lease guards, the
 //!   deadline queue of rooms waiting to expire) and `room` (members, presence, seq, fan-out),
 //!   `history` (recent messages, encoded once per protocol), `frames` (encoding).
+//! - `websocket`: the wire itself: the upgrade, client frames, frames encoded once (header
+//!   included) for every member, the socket's kernel-side bounds.
 //! - `auth` (who may publish over HTTP), `idempotency` (repeated publishes answered once),
 //!   `broadcast` (one message to many rooms, all or nothing), `api_error` (the one shape of
 //!   HTTP errors).
+//! - `bridge`: the Django Channels bridge (`--channels-layer`): a channels_redis layer's
+//!   `group_send` reaches the mapped room through the one publish hook, and the room's
+//!   messages reach the group (`--channels-forward`); `bridge/*` holds the group mapping,
+//!   the msgpack format, each layer and the forwarder.
 //! - `metrics`: per-instance Prometheus registry.
 //! - `drain`: shutdown closes sessions in waves over `--drain-window`; `web`: the embedded
 //!   browser pages.
@@ -33,6 +40,7 @@ pub mod metrics;
 mod api;
 mod api_error;
 mod auth;
+mod bridge;
 mod broadcast;
 mod connect;
 mod drain;
@@ -50,6 +58,7 @@ mod serve;
 mod session;
 mod state;
 mod web;
+mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -67,6 +76,15 @@ pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, Ro
 pub use routes::router;
 pub use state::AppState;
 
+/// Serves `router` (the one [`router`] builds, perhaps with routes of your own added) on
+/// `listener` until `stop` is cancelled. WebSocket sessions need this accept loop, not
+/// `axum::serve`: a session takes over the bare TCP socket hyper was given here (to write
+/// pre-encoded frames with `writev` and set its kernel bounds); under another server the
+/// upgrade is answered and the socket is closed at once, with an error logged.
+pub async fn serve_router(listener: TcpListener, router: axum::Router, stop: CancellationToken) {
+    serve::serve(listener, router, stop).await;
+}
+
 /// Serves on `listener` with `config` until `shutdown` completes, then drains: readiness fails,
 /// new sessions are refused (503), every session is closed with 1001 in waves spread over
 /// `config.drain_window`, and `run` returns once they have ended or `config.shutdown_grace` has
@@ -82,7 +100,6 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
         listener,
         router(state.clone()),
         stop_serving.clone(),
-        state.config.ping_interval + state.config.ping_timeout,
     ));
     state.sessions.spawn(janitor(state.clone()));
 
@@ -108,6 +125,10 @@ pub async fn run(listener: TcpListener, config: ValidConfig, shutdown: impl Futu
             ?grace,
             "sessions still open after --shutdown-grace; exiting anyway"
         );
+    }
+    // The bridge stops first: what it publishes goes through the relay.
+    if let Some(bridge) = &state.bridge {
+        bridge.stop().await;
     }
     // Sessions have left their rooms: the relay tells Redis before it stops.
     state.relay.stop().await;

@@ -24,6 +24,7 @@ pub struct Metrics {
     /// the hot path, and a family lookup takes a lock every session would share.
     published_ws: Counter<u64, AtomicU64>,
     published_http: Counter<u64, AtomicU64>,
+    published_bridge: Counter<u64, AtomicU64>,
     messages_delivered: Counter<u64, AtomicU64>,
     bytes_delivered: Counter<u64, AtomicU64>,
     queue_overflows: Counter<u64, AtomicU64>,
@@ -36,6 +37,8 @@ pub struct Metrics {
     resident_memory: Gauge<i64, AtomicI64>,
     /// The relay's metrics, when `--redis-url` is set.
     relay: std::sync::OnceLock<Registry>,
+    /// The Django Channels bridge's metrics, when `--channels-layer` is set.
+    bridge: std::sync::OnceLock<Registry>,
 }
 
 impl Default for Metrics {
@@ -54,6 +57,7 @@ impl Metrics {
             messages_published: Family::default(),
             published_ws: Counter::default(),
             published_http: Counter::default(),
+            published_bridge: Counter::default(),
             messages_delivered: Counter::default(),
             bytes_delivered: Counter::default(),
             queue_overflows: Counter::default(),
@@ -65,6 +69,7 @@ impl Metrics {
             history_replays: Family::default(),
             resident_memory: Gauge::default(),
             relay: std::sync::OnceLock::new(),
+            bridge: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -79,7 +84,7 @@ impl Metrics {
         );
         registry.register(
             "messages_published",
-            "Chat messages accepted for publishing, by source (ws, http)",
+            "Chat messages accepted for publishing, by source (ws, http, bridge)",
             metrics.messages_published.clone(),
         );
         registry.register(
@@ -141,10 +146,15 @@ impl Metrics {
             .messages_published
             .get_or_create(&[("source", Source::Http.label())])
             .clone();
+        let published_bridge = metrics
+            .messages_published
+            .get_or_create(&[("source", Source::Bridge.label())])
+            .clone();
         Self {
             registry,
             published_ws,
             published_http,
+            published_bridge,
             ..metrics
         }
     }
@@ -166,6 +176,7 @@ impl Metrics {
         match source {
             Source::Socket => self.published_ws.inc(),
             Source::Http => self.published_http.inc(),
+            Source::Bridge => self.published_bridge.inc(),
         };
     }
 
@@ -213,6 +224,11 @@ impl Metrics {
         let _first = self.relay.set(registry);
     }
 
+    /// Adds the bridge's metrics (once; later calls are ignored).
+    pub(crate) fn attach_bridge(&self, registry: Registry) {
+        let _first = self.bridge.set(registry);
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
@@ -222,6 +238,10 @@ impl Metrics {
         let encoded = encode_registry(&mut text, &self.registry)
             .and_then(|()| match self.relay.get() {
                 Some(relay) => encode_registry(&mut text, relay),
+                None => Ok(()),
+            })
+            .and_then(|()| match self.bridge.get() {
+                Some(bridge) => encode_registry(&mut text, bridge),
                 None => Ok(()),
             })
             .and_then(|()| encode_eof(&mut text));

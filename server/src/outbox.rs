@@ -2,23 +2,29 @@
 //!
 //! Rooms push encoded frames into members' outboxes without ever waiting: a push either queues
 //! the frame or, when the member has fallen `max_queue_bytes` behind, marks the outbox
-//! overflowed and refuses it. The session task drains frames in batches and writes each batch
-//! with one flush. Bytes stay counted until they are written, so the queue plus the batch in
-//! flight never hold more than the bound.
+//! overflowed and refuses it. The session takes everything queued at once (one lock per batch,
+//! not per frame) and writes it; bytes stay counted until they are written, so the queue plus
+//! what the session holds never exceed the bound.
+//!
+//! A push wakes the session only when it is waiting for frames (or on overflow), and
+//! [`FanOut`] wakes the sessions of a whole fan-out after the room's lock is released.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use axum::extract::ws::Utf8Bytes;
-use tokio::sync::Notify;
+use crate::frames::Frame;
 
-/// Bytes charged per queued frame on top of its payload: the queue slot itself. Without it a
-/// flood of empty frames would be "free" and unbounded in memory.
-const FRAME_OVERHEAD_BYTES: usize = std::mem::size_of::<Utf8Bytes>();
+/// Bytes charged per queued frame on top of its wire bytes: the queue slot itself. Without it
+/// a flood of empty frames would be "free" and unbounded in memory.
+const FRAME_OVERHEAD_BYTES: usize = mem::size_of::<Frame>();
 
-/// Most payload bytes taken in one batch. A batch is written with one flush; capping it lets the
-/// session loop get back to reading pongs and ticking the heartbeat between batches.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// What a frame costs against the byte bound.
+pub(crate) fn charge_of(frame: &Frame) -> usize {
+    frame.len() + FRAME_OVERHEAD_BYTES
+}
 
 /// A cheap, cloneable handle to one session's queue. Rooms hold one per member.
 #[derive(Clone, Debug)]
@@ -29,18 +35,29 @@ pub(crate) struct Outbox {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Woken on the empty → non-empty transition and on overflow; a single consumer waits.
-    wake: Notify,
     max_bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    frames: VecDeque<Utf8Bytes>,
-    /// Bytes queued plus bytes taken by the batch being written.
+    frames: VecDeque<Frame>,
+    /// Bytes queued plus bytes taken by the session and not written yet.
     bytes: usize,
     overflowed: bool,
     closed: bool,
+    /// The session's waker, while it waits in [`Outbox::ready`] or [`Outbox::overflowed`].
+    waker: Option<Waker>,
+    /// The session waits for frames (not only for an overflow): the next push wakes it.
+    wants_frames: bool,
+}
+
+impl State {
+    fn park(&mut self, cx: &Context<'_>) {
+        match &self.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+    }
 }
 
 /// What a push did.
@@ -57,7 +74,7 @@ pub(crate) enum Push {
 /// What the session should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ready {
-    /// Frames are waiting: take them with [`Outbox::take_batch`].
+    /// Frames are waiting: take them with [`Outbox::take_all`].
     Frames,
     /// The reader fell too far behind: evict the session as slow.
     Overflowed,
@@ -69,7 +86,6 @@ impl Outbox {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
-                wake: Notify::new(),
                 max_bytes,
             }),
         }
@@ -83,74 +99,99 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `frame` unless that would pass the byte bound. Never waits.
-    pub(crate) fn push(&self, frame: Utf8Bytes) -> Push {
-        let cost = frame.len() + FRAME_OVERHEAD_BYTES;
+    /// Queues `frame` unless that would pass the byte bound. Never waits; wakes the session
+    /// right away if it is waiting.
+    pub(crate) fn push(&self, frame: Frame) -> Push {
+        let (push, waker) = self.push_and_take_waker(frame);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        push
+    }
+
+    /// Queues `frame` and hands back the waker to call, so the caller can wake outside its
+    /// own lock.
+    fn push_and_take_waker(&self, frame: Frame) -> (Push, Option<Waker>) {
+        let cost = charge_of(&frame);
         let mut state = self.state();
         if state.overflowed || state.closed {
-            return Push::Refused;
+            return (Push::Refused, None);
         }
         if state.bytes + cost > self.shared.max_bytes {
             state.overflowed = true;
-            state.frames.clear();
-            drop(state);
-            self.shared.wake.notify_one();
-            return Push::Overflowed;
+            state.frames = VecDeque::new();
+            return (Push::Overflowed, state.waker.take());
         }
-        let was_empty = state.frames.is_empty();
         state.bytes += cost;
         state.frames.push_back(frame);
-        drop(state);
-        if was_empty {
-            self.shared.wake.notify_one();
-        }
-        Push::Queued
+        let waker = if mem::take(&mut state.wants_frames) {
+            state.waker.take()
+        } else {
+            None
+        };
+        (Push::Queued, waker)
     }
 
     /// Waits until frames are queued or the outbox overflowed. Cancel-safe.
     pub(crate) async fn ready(&self) -> Ready {
-        loop {
-            let woken = self.shared.wake.notified();
-            {
-                let state = self.state();
-                if state.overflowed {
-                    return Ready::Overflowed;
-                }
-                if !state.frames.is_empty() {
-                    return Ready::Frames;
-                }
+        poll_fn(|cx| {
+            let mut state = self.state();
+            if state.overflowed {
+                return Poll::Ready(Ready::Overflowed);
             }
-            woken.await;
-        }
+            if !state.frames.is_empty() {
+                return Poll::Ready(Ready::Frames);
+            }
+            state.park(cx);
+            state.wants_frames = true;
+            Poll::Pending
+        })
+        .await
     }
 
-    /// Waits until the outbox overflows (raced against a stalled write). Cancel-safe.
+    /// Waits until the outbox overflows (while the session is busy writing). Cancel-safe.
     pub(crate) async fn overflowed(&self) {
-        loop {
-            let woken = self.shared.wake.notified();
-            if self.state().overflowed {
-                return;
+        poll_fn(|cx| {
+            let mut state = self.state();
+            if state.overflowed {
+                return Poll::Ready(());
             }
-            woken.await;
-        }
+            state.park(cx);
+            Poll::Pending
+        })
+        .await
     }
 
-    /// Moves up to [`MAX_BATCH_BYTES`] of frames (at least one) into `batch` and returns the
-    /// bytes they are charged; pass that to [`Outbox::release`] once they are written.
-    pub(crate) fn take_batch(&self, batch: &mut Vec<Utf8Bytes>) -> usize {
+    /// Moves every queued frame to the back of `taken`, oldest first, in one lock. Their bytes
+    /// stay charged until [`Outbox::release`].
+    pub(crate) fn take_all(&self, taken: &mut VecDeque<Frame>) {
         let mut state = self.state();
-        let mut taken = 0;
-        while let Some(frame) = state.frames.pop_front() {
-            taken += frame.len() + FRAME_OVERHEAD_BYTES;
-            batch.push(frame);
-            if taken >= MAX_BATCH_BYTES {
-                break;
-            }
+        if state.frames.is_empty() {
+            return;
         }
-        taken
+        if taken.is_empty() {
+            // Swapping hands the emptied queue's capacity back to the room side for reuse.
+            mem::swap(taken, &mut state.frames);
+        } else {
+            taken.append(&mut state.frames);
+        }
     }
 
-    /// Gives back the bytes of a written batch.
+    /// Frees the queue's memory if nothing is queued (see `Writer::trim`).
+    pub(crate) fn trim(&self) {
+        let mut state = self.state();
+        if state.frames.is_empty() {
+            state.frames = VecDeque::new();
+        }
+    }
+
+    /// Charges `bytes` the session queued itself, ahead of the room's frames (control frames):
+    /// they count against the bound like any other, but are never refused.
+    pub(crate) fn charge(&self, bytes: usize) {
+        self.state().bytes += bytes;
+    }
+
+    /// Gives back the bytes of written frames.
     pub(crate) fn release(&self, bytes: usize) {
         let mut state = self.state();
         state.bytes = state.bytes.saturating_sub(bytes);
@@ -162,6 +203,7 @@ impl Outbox {
         state.closed = true;
         state.frames = VecDeque::new();
         state.bytes = 0;
+        state.waker = None;
     }
 
     /// Bytes queued or in flight (for tests and stats).
@@ -171,19 +213,27 @@ impl Outbox {
     }
 }
 
-/// Counts from one fan-out, folded into metrics once per fan-out rather than per member.
+/// Wakers a fan-out makes room for at its first wake: growing from one, a fan-out to a
+/// hundred waiting members reallocated five times (measured with callgrind).
+const FAN_OUT_WAKERS_RESERVED: usize = 64;
+
+/// Counts from one fan-out, folded into metrics once per fan-out rather than per member, and
+/// the sessions it must wake. Dropping it wakes them: drop it after releasing the room's lock,
+/// so a woken session never waits for that lock and the room never waits for the scheduler.
 #[derive(Debug, Default)]
 pub(crate) struct FanOut {
     pub(crate) delivered: usize,
     pub(crate) bytes: usize,
     pub(crate) overflowed: usize,
+    wakers: Vec<Waker>,
 }
 
 impl FanOut {
     /// Pushes `frame` into `outbox` and counts what happened.
-    pub(crate) fn push(&mut self, outbox: &Outbox, frame: Utf8Bytes) {
-        let len = frame.len();
-        match outbox.push(frame) {
+    pub(crate) fn push(&mut self, outbox: &Outbox, frame: Frame) {
+        let len = frame.payload_len();
+        let (push, waker) = outbox.push_and_take_waker(frame);
+        match push {
             Push::Queued => {
                 self.delivered += 1;
                 self.bytes += len;
@@ -191,60 +241,20 @@ impl FanOut {
             Push::Overflowed => self.overflowed += 1,
             Push::Refused => {}
         }
+        if let Some(waker) = waker {
+            if self.wakers.capacity() == 0 {
+                self.wakers.reserve(FAN_OUT_WAKERS_RESERVED);
+            }
+            self.wakers.push(waker);
+        }
+    }
+}
+
+impl Drop for FanOut {
+    fn drop(&mut self) {
+        self.wakers.drain(..).for_each(Waker::wake);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(len: usize) -> Utf8Bytes {
-        Utf8Bytes::from("x".repeat(len))
-    }
-
-    #[test]
-    fn pushes_past_the_bound_overflow_once_then_refuse() {
-        let outbox = Outbox::new(1000);
-        assert_eq!(outbox.push(frame(500)), Push::Queued);
-        assert_eq!(outbox.push(frame(500)), Push::Overflowed);
-        assert_eq!(outbox.push(frame(1)), Push::Refused);
-        assert_eq!(outbox.queued_bytes(), 500 + FRAME_OVERHEAD_BYTES);
-    }
-
-    #[test]
-    fn bytes_in_flight_count_until_released() {
-        let outbox = Outbox::new(1000);
-        assert_eq!(outbox.push(frame(600)), Push::Queued);
-        let mut batch = Vec::new();
-        let taken = outbox.take_batch(&mut batch);
-        assert_eq!(batch.len(), 1);
-        // The batch is still being written: a second 600-byte frame does not fit.
-        assert_eq!(outbox.push(frame(600)), Push::Overflowed);
-        outbox.release(taken);
-        assert_eq!(outbox.queued_bytes(), 0);
-    }
-
-    #[test]
-    fn batches_are_capped_but_never_empty() {
-        let outbox = Outbox::new(usize::MAX);
-        for _ in 0..3 {
-            assert_eq!(outbox.push(frame(MAX_BATCH_BYTES)), Push::Queued);
-        }
-        let mut batch = Vec::new();
-        outbox.take_batch(&mut batch);
-        assert_eq!(batch.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn ready_wakes_on_the_first_frame_and_on_overflow() {
-        let outbox = Outbox::new(100);
-        let waiter = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.ready().await }
-        });
-        outbox.push(frame(10));
-        assert_eq!(waiter.await.ok(), Some(Ready::Frames));
-        outbox.push(frame(200));
-        assert_eq!(outbox.ready().await, Ready::Overflowed);
-    }
-}
+mod tests;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use self::deadlines::Deadlines;
+use crate::bridge::BridgeNotices;
 use crate::config::is_latest_on_join;
 use crate::metrics::Metrics;
 use crate::relay::Notices;
@@ -116,6 +117,9 @@ pub(crate) struct RelayHooks {
     /// Told of every join and leave, so the relay subscribes while a room has local members
     /// and keeps presence on every node current.
     pub(crate) notices: Option<Notices>,
+    /// Told of every join and leave too, so the Django Channels bridge listens to a room's
+    /// group while the room has local members (`--channels-layer`).
+    pub(crate) bridge: Option<BridgeNotices>,
 }
 
 impl Registry {
@@ -204,6 +208,9 @@ impl Registry {
         let key = lease.room.join(member, since, reference.cloned());
         if let Some(notices) = &self.shared.relay.notices {
             notices.joined(name, &user);
+        }
+        if let Some(bridge) = &self.shared.relay.bridge {
+            bridge.check(name);
         }
         Ok(Membership {
             registry: self.clone(),
@@ -403,6 +410,9 @@ impl Drop for Membership {
         // Even at shutdown: the other nodes' members must hear that this node's users left.
         if let Some(notices) = &self.registry.shared.relay.notices {
             notices.left(&self.room.name, &self.user, self.reason);
+        }
+        if let Some(bridge) = &self.registry.shared.relay.bridge {
+            bridge.check(&self.room.name);
         }
     }
 }

@@ -23,6 +23,9 @@ pub(crate) enum Source {
     Socket,
     /// Send-test, the publish API or a broadcast.
     Http,
+    /// A Django Channels `group_send` the bridge received (`--channels-layer`); never
+    /// forwarded back to Django.
+    Bridge,
 }
 
 impl Source {
@@ -31,6 +34,7 @@ impl Source {
         match self {
             Source::Socket => "ws",
             Source::Http => "http",
+            Source::Bridge => "bridge",
         }
     }
 }
@@ -123,7 +127,13 @@ impl Relay {
         match self {
             Relay::Local => Publishing::Done(Ok(room.publish(user, text, source))),
             Relay::Redis(relay) => Publishing::Waiting {
-                answer: relay.publish(&room.name, user, text, idempotency_key),
+                answer: relay.publish(
+                    &room.name,
+                    user,
+                    text,
+                    idempotency_key,
+                    source != Source::Bridge,
+                ),
                 room: room.clone(),
                 source,
             },

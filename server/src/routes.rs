@@ -12,7 +12,8 @@ use crate::{api, broadcast, connect, health, publish, web};
 /// Room for JSON framing around a `--max-message-bytes` message in a publish body.
 const BODY_ENVELOPE_BYTES: usize = 4 * 1024;
 
-/// Every HTTP and WebSocket route of the server, over `state`.
+/// Every HTTP and WebSocket route of the server, over `state`. Serve it with
+/// [`crate::serve_router`]: WebSocket sessions need that accept loop.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.max_message_bytes.saturating_mul(2) + BODY_ENVELOPE_BYTES;
     Router::new()

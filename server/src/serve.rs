@@ -1,12 +1,5 @@
 //! The accept loop: HTTP/1.1 connections with a header deadline, upgrades allowed, each
 //! request tagged with its peer address, everything stopped by the shutdown token.
-//!
-//! Every accepted socket gets TCP_USER_TIMEOUT (data unacknowledged that long kills the
-//! connection in the kernel) and can be reset instead of closed ([`reset`]), so a peer lost
-//! without a word costs its socket for the heartbeat's bound, not the kernel's ~15 minutes of
-//! retransmissions.
-
-mod reset;
 
 use std::time::Duration;
 
@@ -22,8 +15,7 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use crate::auth::PeerAddr;
-use reset::Connection;
-pub(crate) use reset::ResetOnClose;
+use crate::websocket::AcceptLoop;
 
 /// How long a client may take to send its request headers, WebSocket upgrades included. Stops
 /// idle or slow-loris connections from holding a task and a socket forever.
@@ -35,14 +27,7 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` until `stop` is cancelled, then finishes in-flight requests
 /// (upgraded sessions are not connections any more: they run on, owned by the sessions tracker).
-/// `user_timeout` is every accepted socket's TCP_USER_TIMEOUT (the heartbeat's interval plus
-/// timeout: a peer that acknowledges nothing for that long is evicted by then anyway).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    router: Router,
-    stop: CancellationToken,
-    user_timeout: Duration,
-) {
+pub(crate) async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) {
     let connections = TaskTracker::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -66,14 +51,9 @@ pub(crate) async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             debug!(error = %e, "could not set TCP_NODELAY");
         }
-        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(user_timeout)) {
-            debug!(error = %e, "could not set TCP_USER_TIMEOUT");
-        }
-        let reset = ResetOnClose::default();
-        let stream = Connection::new(stream, reset.clone());
         let service = router.clone().map_request(move |mut request: Request<_>| {
             request.extensions_mut().insert(PeerAddr(peer));
-            request.extensions_mut().insert(reset.clone());
+            request.extensions_mut().insert(AcceptLoop);
             request
         });
         let stop = stop.clone();

@@ -1,43 +1,46 @@
-//! One WebSocket session: a single task and a single `select!` loop over the client's frames,
-//! the outbound queue, the heartbeat and shutdown. Whatever ends the loop, the session leaves
-//! its rooms (by dropping its memberships) and sends at most one close frame.
+//! One WebSocket session: a single task and a single loop over the client's frames, the
+//! outbound queue, the heartbeat and shutdown. Whatever ends the loop, the session leaves its
+//! rooms (by dropping its memberships) and sends at most one close frame.
+//!
+//! Each turn of the loop reads once (if the client sent something), writes once (if anything
+//! is queued and the socket takes bytes), and checks its deadlines, then waits for the next
+//! of those to become possible. Reading never drains the socket before writing gets its turn,
+//! so a client that sends a burst still receives its answers, and a busy room never keeps the
+//! loop from reading pongs.
 
+mod closing;
 mod commands;
 mod decode;
 mod exit;
 mod heartbeat;
+mod inbound;
 mod rate;
+mod waiting;
+mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
-use roomcast_protocol::close::fit_close_reason;
+use bytes::Bytes;
 use roomcast_protocol::{RoomName, ServerFrame, UserName};
+use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
-use tracing::{debug, info};
 
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
 use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
-use crate::frames::{self, Protocol};
+use self::waiting::WaitingJoins;
+use self::writer::Writer;
+use crate::frames::{self, Frame, Protocol};
 use crate::outbox::{Outbox, Ready};
 use crate::registry::Membership;
-use crate::serve::ResetOnClose;
 use crate::state::AppState;
-
-/// How long the final close frame may take to write before the socket is just dropped.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long to keep reading after our close frame, so the client's reply completes the closing
-/// handshake and the client sees a clean close rather than a reset.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
+use crate::websocket::reader::FrameReader;
+use crate::websocket::tcp;
 
 /// Identifies a session in logs.
 pub(crate) type SessionId = u64;
@@ -61,8 +64,6 @@ pub(crate) struct SessionGuards {
     pub(crate) _permit: OwnedSemaphorePermit,
     /// Lets shutdown wait for this session.
     pub(crate) _tracked: TaskTrackerToken,
-    /// The connection's reset switch (absent when the socket did not come from our accept loop).
-    pub(crate) reset: Option<ResetOnClose>,
 }
 
 struct Session {
@@ -73,19 +74,46 @@ struct Session {
     memberships: HashMap<RoomName, Membership>,
     /// Publishes waiting for the relay's answer, oldest first (answers come in this order).
     in_flight: VecDeque<InFlight>,
+    /// Joins waiting for their room to be ready on this node (with a relay).
+    waiting_joins: WaitingJoins,
     rate: RateLimit,
     state: Arc<AppState>,
 }
 
-/// Runs a session to its end.
+/// The socket and what is in flight on it in either direction.
+struct Connection {
+    stream: TcpStream,
+    reader: FrameReader,
+    writer: Writer,
+}
+
+/// Runs a session to its end on `stream`; `leftover` is what the client sent past its upgrade
+/// request.
 pub(crate) async fn run(
-    mut socket: WebSocket,
+    stream: TcpStream,
+    leftover: Bytes,
     start: SessionStart,
     state: Arc<AppState>,
     guards: SessionGuards,
 ) {
     state.metrics.session_opened();
     let config = &state.config;
+    tcp::bound(
+        &stream,
+        config.send_buffer_bytes,
+        config.ping_interval + config.ping_timeout,
+    );
+    let mut reader = FrameReader::new(config.max_message_bytes);
+    if !leftover.is_empty() {
+        reader.read_buffer().extend_from_slice(&leftover);
+    }
+    // Even empty, these bytes hold hyper's whole read buffer: let it go now, not at the end.
+    drop(leftover);
+    let mut connection = Connection {
+        stream,
+        reader,
+        writer: Writer::default(),
+    };
     let mut session = Session {
         id: start.id,
         user: start.user,
@@ -93,6 +121,7 @@ pub(crate) async fn run(
         outbox: Outbox::new(config.max_queue_bytes),
         memberships: HashMap::new(),
         in_flight: VecDeque::new(),
+        waiting_joins: WaitingJoins::default(),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };
@@ -100,7 +129,7 @@ pub(crate) async fn run(
         Some(refusal) => refusal,
         None => {
             let outcome = match session.begin(start.room).await {
-                Ok(()) => session.drive(&mut socket).await,
+                Ok(()) => session.drive(&mut connection).await,
                 Err(exit) => Err(exit),
             };
             match outcome {
@@ -109,13 +138,7 @@ pub(crate) async fn run(
             }
         }
     };
-    session.end(&mut socket, &exit).await;
-    if exit.resets_socket()
-        && let Some(reset) = &guards.reset
-    {
-        reset.arm();
-    }
-    drop(socket);
+    session.end(connection, &exit).await;
     drop(guards);
 }
 
@@ -131,179 +154,116 @@ impl Session {
             self.queue(frames::typed(&welcome));
         }
         if let Some(room) = room {
-            self.join(room, None, None).await?;
+            // Awaited here, before the loop: a tutorial client may send its first message at
+            // once, and it must find its room joined (with a relay, loaded on this node).
+            let lease = self
+                .state
+                .relay
+                .prepare_join(&self.state.rooms, &room)
+                .await;
+            match lease {
+                Ok(lease) => self.join_now(room, None, None, lease)?,
+                Err(e) => self.join_refused(&e, room, None)?,
+            }
         }
         Ok(())
     }
 
     /// Queues a frame for this session alone (answers, errors).
-    fn queue(&self, frame: Utf8Bytes) {
-        // An overflow here is noticed by the loop's next `ready()`, like any other.
+    fn queue(&self, frame: Frame) {
+        // An overflow here is noticed by the loop's next wait, like any other.
         let _pushed = self.outbox.push(frame);
     }
 
     /// The loop. It only ever ends with the reason it ended.
-    async fn drive(&mut self, socket: &mut WebSocket) -> Result<Infallible, Exit> {
+    async fn drive(&mut self, connection: &mut Connection) -> Result<Infallible, Exit> {
         let state = self.state.clone();
         let config = &state.config;
-        let mut heartbeat = Heartbeat::new(config.ping_interval, config.ping_timeout);
-        // Both futures live across iterations: re-creating them per frame would register and
-        // unregister a waiter (the shutdown one on a list every session shares) per message.
+        let mut heartbeat = Heartbeat::new(config.ping_interval, config.ping_timeout, now());
+        // One timer for every deadline (ping, eviction, write stall), re-armed only when the
+        // earliest one moves: a timer per deadline would cost memory in every idle session.
+        let mut armed_for = heartbeat.next_event();
+        let timer = tokio::time::sleep_until(armed_for);
+        // Lives across iterations: re-creating it per turn would register and unregister a
+        // waiter on a list every session shares. It fires in this session's drain wave.
         let shutdown = self.state.drain.signal(self.id);
-        let eviction = tokio::time::sleep(config.ping_timeout);
-        tokio::pin!(shutdown, eviction);
-        let mut batch = Vec::new();
+        tokio::pin!(shutdown, timer);
+        if connection.reader.has_pending() {
+            // The client's first frames came with its upgrade request.
+            self.handle_batch(connection, &mut heartbeat)?;
+        }
         loop {
-            let awaiting_pong = heartbeat.deadline().is_some();
+            self.read_turn(connection, &mut heartbeat)?;
+            let Connection { stream, writer, .. } = connection;
+            if let Err(e) = writer.write_turn(stream, &self.outbox) {
+                tracing::debug!(session = self.id, error = %e, "write failed");
+                return Err(Exit::Vanished);
+            }
+            let next = self.check_deadlines(&mut heartbeat, stream, writer)?;
+            if next != armed_for {
+                armed_for = next;
+                timer.as_mut().reset(next);
+            }
+            let pending = writer.has_pending();
+            // Readiness and the outbox do not spend tokio's cooperative budget, and a busy
+            // session finds one of them ready every time: spend a unit per turn, so that such a
+            // session still lets the others on its thread run.
+            tokio::task::consume_budget().await;
             tokio::select! {
-                // Order matters. Inbound comes before the eviction check, so a pong that is
-                // already here is counted before its ping is declared unanswered; the outbox
-                // comes last, so a busy room cannot starve reading pongs and frames (the other
-                // arms are ready only now and then; the outbox can be ready all the time).
                 biased;
                 () = &mut shutdown => return Err(Exit::Shutdown),
-                inbound = socket.recv() => {
-                    heartbeat.heard();
-                    match inbound {
-                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()).await?,
-                        Some(Ok(Message::Binary(_))) => self.refuse_binary()?,
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_))) => return Err(Exit::ClientClosed),
-                        Some(Err(e)) => {
-                            return Err(classify_read_error(e, config.max_message_bytes));
-                        }
-                        None => return Err(Exit::Vanished),
+                () = &mut timer => {}
+                ready = self.outbox.ready(), if !pending => {
+                    if ready == Ready::Overflowed {
+                        return Err(Exit::QueueOverflow(config.max_queue_bytes));
                     }
                 }
-                () = &mut eviction, if awaiting_pong => {
-                    return Err(Exit::Timeout(config.ping_timeout));
+                () = self.outbox.overflowed(), if pending => {
+                    return Err(Exit::QueueOverflow(config.max_queue_bytes));
                 }
                 // A publish the relay answered: its ack or error, in the order they were sent.
-                answered = commands::next_answer(&mut self.in_flight) => self.answered(answered),
-                () = heartbeat.ping_due() => {
-                    self.write(socket, Message::Ping(Default::default())).await?;
-                    if let Some(deadline) = heartbeat.pinged() {
-                        eviction.as_mut().reset(deadline);
-                    }
+                answered = commands::next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                    self.answered(answered);
                 }
-                ready = self.outbox.ready() => match ready {
-                    Ready::Overflowed => return Err(Exit::QueueOverflow(config.max_queue_bytes)),
-                    Ready::Frames => self.write_batch(socket, &mut batch).await?,
-                },
+                // Polled only while a join waits: an idle arm must cost the hot loop nothing.
+                ready = self.waiting_joins.next(), if self.waiting_joins.is_waiting() => {
+                    self.finish_waiting_join(ready)?;
+                }
+                // Readiness only wakes the loop; the turns above do the reading and writing.
+                _ = stream.writable(), if pending => {}
+                _ = stream.readable() => {}
             }
         }
     }
 
-    /// Writes queued frames with one flush, racing the write against an overflow so a stalled
-    /// socket is evicted as soon as its queue passes the bound.
-    async fn write_batch(
-        &self,
-        socket: &mut WebSocket,
-        batch: &mut Vec<Utf8Bytes>,
-    ) -> Result<(), Exit> {
-        let bytes = self.outbox.take_batch(batch);
-        let write = async {
-            for frame in batch.drain(..) {
-                socket.feed(Message::Text(frame)).await?;
-            }
-            socket.flush().await
-        };
+    /// Acts on the deadlines that have passed and returns the next one.
+    fn check_deadlines(
+        &mut self,
+        heartbeat: &mut Heartbeat,
+        stream: &TcpStream,
+        writer: &mut Writer,
+    ) -> Result<Instant, Exit> {
         let config = &self.state.config;
-        let result = tokio::select! {
-            result = tokio::time::timeout(config.write_timeout, write) => result,
-            () = self.outbox.overflowed() => {
-                return Err(Exit::QueueOverflow(config.max_queue_bytes));
-            }
-        };
-        batch.clear();
-        self.outbox.release(bytes);
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                debug!(session = self.id, error = %e, "write failed");
-                Err(Exit::Vanished)
-            }
-            Err(_elapsed) => Err(Exit::WriteStalled(config.write_timeout)),
+        let now = now();
+        let stall_deadline = writer
+            .blocked_since()
+            .map(|since| since + config.write_timeout);
+        if stall_deadline.is_some_and(|deadline| now >= deadline) {
+            return Err(Exit::WriteStalled(config.write_timeout));
         }
-    }
-
-    /// Writes one control frame directly, ahead of the queue (pings must not wait behind it).
-    async fn write(&self, socket: &mut WebSocket, message: Message) -> Result<(), Exit> {
-        let timeout = self.state.config.write_timeout;
-        match tokio::time::timeout(timeout, socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                debug!(session = self.id, error = %e, "write failed");
-                Err(Exit::Vanished)
-            }
-            Err(_elapsed) => Err(Exit::WriteStalled(timeout)),
+        if heartbeat.deadline().is_some_and(|deadline| now >= deadline) {
+            return Err(Exit::Timeout(config.ping_timeout));
         }
-    }
-
-    /// Leaves every room (telling the others why), then closes the socket.
-    async fn end(mut self, socket: &mut WebSocket, exit: &Exit) {
-        let reason = exit.leave_reason();
-        for (_, mut membership) in self.memberships.drain() {
-            membership.set_reason(reason);
+        if heartbeat.ping_due(now) {
+            writer.trim(&self.outbox);
+            writer.put_ahead(Frame::ping(), stream, &self.outbox);
         }
-        self.outbox.close();
-        // The session is over for everyone else; only its closing handshake remains.
-        self.state.metrics.session_closed();
-        if let Some(label) = exit.eviction_label() {
-            self.state.metrics.record_eviction(label);
-        }
-        match exit.close_frame() {
-            Some((code, text)) => {
-                if exit.eviction_label().is_some_and(|l| l != "shutdown") {
-                    info!(session = self.id, user = %self.user, code = code.as_u16(), reason = %text, "evicted");
-                }
-                let frame = CloseFrame {
-                    code: code.as_u16(),
-                    reason: Utf8Bytes::from(fit_close_reason(&text)),
-                };
-                let sent = tokio::time::timeout(
-                    CLOSE_WRITE_TIMEOUT,
-                    socket.send(Message::Close(Some(frame))),
-                )
-                .await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    debug!(session = self.id, "close frame not delivered");
-                    return;
-                }
-                if exit.peer_reads() {
-                    linger(socket).await;
-                }
-            }
-            None if *exit == Exit::ClientClosed => {
-                // tungstenite queued the echo of the client's close; reading flushes it.
-                linger(socket).await;
-            }
-            None => {}
-        }
-        debug!(session = self.id, ?exit, "session ended");
+        let next = heartbeat.next_event();
+        Ok(stall_deadline.map_or(next, |stall| stall.min(next)))
     }
 }
 
-/// Reads (and drops) until the peer completes the close or [`CLOSE_LINGER`] passes.
-async fn linger(socket: &mut WebSocket) {
-    let drained = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = socket.recv().await {}
-    });
-    if drained.await.is_err() {
-        debug!("peer did not complete the closing handshake in time");
-    }
-}
-
-fn classify_read_error(error: axum::Error, max_message_bytes: usize) -> Exit {
-    let inner = error.into_inner();
-    match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-            Exit::TooBig(max_message_bytes)
-        }
-        // tungstenite reports a reset or end of stream without a close frame as a protocol
-        // error; for us it is a client that vanished, not one that misbehaved.
-        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => Exit::Vanished,
-        Some(WsError::Protocol(_) | WsError::Utf8(_)) => Exit::ProtocolError,
-        _ => Exit::Vanished,
-    }
+/// The loop's clock (tokio's, so tests with paused time see the same one).
+fn now() -> Instant {
+    Instant::now()
 }

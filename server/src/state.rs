@@ -8,7 +8,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ValidConfig};
+use crate::bridge::{Bridge, BridgeNotices};
+use crate::config::{ChannelsLayer, Config, ValidConfig};
 use crate::drain::Drain;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     /// Where every message is published (the one publish hook): this node only, or Redis
     /// (`--redis-url`).
     pub(crate) relay: Relay,
+    /// The Django Channels bridge (`--channels-layer`), which publishes through `relay`.
+    pub(crate) bridge: Option<Bridge>,
     /// Results of recent single-room publishes that carried an `idempotency_key`.
     pub(crate) idempotency: IdempotencyCache<(RoomName, String), PublishReceipt>,
     /// Results of recent broadcasts that carried an `idempotency_key`.
@@ -60,6 +63,9 @@ impl AppState {
             let notices = Notices::new(clients.len());
             Some((clients, notices))
         };
+        let bridge_notices = (redis.is_some()
+            && config.channels.channels_layer != ChannelsLayer::Off)
+            .then(BridgeNotices::default);
         let rooms = Registry::new(
             RoomSettings {
                 history: HistoryLimits {
@@ -78,6 +84,7 @@ impl AppState {
                 relay: RelayHooks {
                     relayed: redis.is_some(),
                     notices: redis.as_ref().map(|(_, notices)| notices.clone()),
+                    bridge: bridge_notices.clone(),
                 },
             },
             metrics.clone(),
@@ -94,8 +101,19 @@ impl AppState {
                 &metrics,
             )),
         };
+        let bridge = match (&relay, bridge_notices) {
+            (Relay::Redis(redis), Some(notices)) => {
+                // Checked by `Config::validate` (the layer needs one --redis-url).
+                Some(
+                    Bridge::start(&config, redis, rooms.clone(), notices, &metrics)
+                        .unwrap_or_else(|e| panic!("a validated --channels-layer: {e}")),
+                )
+            }
+            _ => None,
+        };
         Arc::new(Self {
             relay,
+            bridge,
             connection_permits: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
             )),

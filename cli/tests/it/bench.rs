@@ -93,8 +93,12 @@ async fn a_window_trial_counts_what_it_delivered_and_loses_nothing() {
         delivered <= published.map(|p| p * 10),
         "members cannot receive more than was published to their room: {result}"
     );
+    // One sample per 4 deliveries, give or take what one read per connection (up to a window
+    // of frames) holds at each edge of the measured span: the count and the span's delivery
+    // totals are taken a read apart. Ignoring --sample-every would come out 4 times higher.
+    let edge = 20 * 128 / 4;
     assert!(
-        result["latency"]["count"].as_u64() <= delivered.map(|d| d / 4 + 20),
+        result["latency"]["count"].as_u64() <= delivered.map(|d| d / 4 + edge),
         "{result}"
     );
 }

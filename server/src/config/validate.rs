@@ -158,6 +158,9 @@ impl Config {
                 check(false, "--redis-url", "(hidden)".to_owned(), &rule);
             }
         }
+        for (flag, value, rule) in self.channels.problems(&self.redis_url) {
+            check(false, flag, value, &rule);
+        }
         if let Some(key) = &self.api_key {
             check(
                 !key.is_empty() && key.trim() == key,

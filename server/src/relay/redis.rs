@@ -95,6 +95,8 @@ pub(crate) struct PublishRequest {
     user: UserName,
     text: Box<str>,
     idempotency_key: Option<String>,
+    /// Handed to the bridge's forwarder once Redis published it (`--channels-forward`).
+    forward: bool,
     reply: oneshot::Sender<Result<Receipt, RelayError>>,
 }
 
@@ -128,6 +130,8 @@ pub(crate) struct Context {
     settings: Settings,
     metrics: RelayMetrics,
     stop: CancellationToken,
+    /// The Django Channels bridge's forwarder, set once when `--channels-forward` is on.
+    forwarder: std::sync::OnceLock<crate::bridge::Forwarder>,
 }
 
 /// One Redis instance and the connection to it.
@@ -240,6 +244,7 @@ impl RedisRelay {
             },
             metrics: relay_metrics,
             stop: CancellationToken::new(),
+            forwarder: std::sync::OnceLock::new(),
         });
         info!(
             node = %context.node,
@@ -290,6 +295,7 @@ impl RedisRelay {
         user: &UserName,
         text: &str,
         idempotency_key: Option<&str>,
+        forward: bool,
     ) -> oneshot::Receiver<Result<Receipt, RelayError>> {
         let (reply, answer) = oneshot::channel();
         let shard = self.shard_of(room);
@@ -299,6 +305,7 @@ impl RedisRelay {
                 user: user.clone(),
                 text: text.into(),
                 idempotency_key: idempotency_key.map(str::to_owned),
+                forward,
                 reply,
             };
             match shard.publishes.try_send(request) {
@@ -349,6 +356,17 @@ impl RedisRelay {
             self.context.notices.check(room);
         }
         result
+    }
+
+    /// Hands every message this node publishes from now on (and Redis accepts) to
+    /// `forwarder`, except those from the bridge itself. Set once; later calls are ignored.
+    pub(crate) fn set_forwarder(&self, forwarder: crate::bridge::Forwarder) {
+        let _first = self.context.forwarder.set(forwarder);
+    }
+
+    /// This node's Redis prefix (`--redis-prefix`).
+    pub(crate) fn prefix(&self) -> &str {
+        self.context.keys.prefix()
     }
 
     /// `Err` with the reason while any shard is down (`/readyz`).

@@ -98,7 +98,27 @@ impl Room {
             // Kept messages must end at the room's seq for replay to judge gaps right.
             state.history.clear();
         }
-        state.cluster_users = snapshot.users.into_iter().collect();
+        let users: std::collections::BTreeSet<UserName> = snapshot.users.into_iter().collect();
+        if state.loaded {
+            // Presence events this node missed (a reload after a gap, or a link that came
+            // back) are told as the difference, so typed members never keep a user who left.
+            for user in state.cluster_users.difference(&users) {
+                let event = frames::typed(&ServerFrame::Leave {
+                    room: self.name.clone(),
+                    user: user.clone(),
+                    reason: LeaveReason::Closed,
+                });
+                presence_to_others(&state, user, &event, &mut fan_out);
+            }
+            for user in users.difference(&state.cluster_users) {
+                let event = frames::typed(&ServerFrame::Join {
+                    room: self.name.clone(),
+                    user: user.clone(),
+                });
+                presence_to_others(&state, user, &event, &mut fan_out);
+            }
+        }
+        state.cluster_users = users;
         state.loaded = true;
         drop(state);
         self.record(&fan_out);
@@ -117,11 +137,7 @@ impl Room {
             user: user.clone(),
         });
         let mut fan_out = FanOut::default();
-        state
-            .members
-            .iter()
-            .filter(|(_, m)| m.protocol == Protocol::Typed && m.user != *user)
-            .for_each(|(_, m)| fan_out.push(&m.outbox, event.clone()));
+        presence_to_others(&state, user, &event, &mut fan_out);
         drop(state);
         self.record(&fan_out);
     }
@@ -138,11 +154,7 @@ impl Room {
             reason,
         });
         let mut fan_out = FanOut::default();
-        state
-            .members
-            .iter()
-            .filter(|(_, m)| m.protocol == Protocol::Typed && m.user != *user)
-            .for_each(|(_, m)| fan_out.push(&m.outbox, event.clone()));
+        presence_to_others(&state, user, &event, &mut fan_out);
         drop(state);
         self.record(&fan_out);
     }
@@ -170,4 +182,19 @@ impl Room {
     pub(crate) fn has_members(&self) -> bool {
         !self.state().members.is_empty()
     }
+}
+
+/// Queues a presence `event` about `user` for the room's typed members other than `user`'s
+/// own sessions.
+fn presence_to_others(
+    state: &super::RoomState,
+    user: &UserName,
+    event: &crate::frames::Frame,
+    fan_out: &mut FanOut,
+) {
+    state
+        .members
+        .iter()
+        .filter(|(_, m)| m.protocol == Protocol::Typed && m.user != *user)
+        .for_each(|(_, m)| fan_out.push(&m.outbox, event.clone()));
 }

@@ -10,8 +10,10 @@ use roomcast_protocol::{
 
 use super::decode::{self, Refusal};
 use super::rate::Admit;
+use super::waiting::{MAX_WAITING_JOINS_PER_SESSION, Prepared, Ready};
 use super::{Exit, Session};
 use crate::frames::{self, Protocol};
+use crate::registry::Lease;
 use crate::relay::{PublishError, Publishing, Source};
 use crate::room::{Delivery, Member};
 
@@ -45,7 +47,7 @@ pub(super) async fn next_answer(
 impl Session {
     /// Handles one text frame. Bad frames are answered with an error frame; only a flood ends
     /// the session.
-    pub(super) async fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
+    pub(super) fn handle_text(&mut self, text: &str) -> Result<(), Exit> {
         if !self.admit()? {
             return Ok(());
         }
@@ -55,7 +57,7 @@ impl Session {
                 Err(refusal) => self.refuse(refusal),
             },
             Protocol::Typed => match decode::typed(text) {
-                Ok(frame) => return self.apply(frame).await,
+                Ok(frame) => return self.apply(frame),
                 Err(refusal) => self.refuse(refusal),
             },
         }
@@ -102,13 +104,13 @@ impl Session {
         ));
     }
 
-    async fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+    fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
         match frame {
             ClientFrame::Join {
                 room,
                 since,
                 reference,
-            } => return self.join(room, since.as_ref(), reference).await,
+            } => return self.join(room, since, reference),
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
                 room,
@@ -128,13 +130,81 @@ impl Session {
     }
 
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
-    /// room's current state and replays nothing. Only a tutorial session's join can end the
-    /// session (its one room refused at `--max-rooms`); typed sessions get an error frame.
-    pub(super) async fn join(
+    /// room's current state and replays nothing. With a relay the room is first loaded on this
+    /// node off the loop ([`WaitingJoins`]) and the join completes when that is done. Only a
+    /// tutorial session's join can end the session (its one room refused); typed sessions get
+    /// an error frame.
+    pub(super) fn join(
+        &mut self,
+        room: RoomName,
+        since: Option<Position>,
+        reference: Option<Ref>,
+    ) -> Result<(), Exit> {
+        if self.memberships.contains_key(&room) {
+            return self.join_now(room, since.as_ref(), reference, None);
+        }
+        if self.waiting_joins.has(&room) {
+            let refusal = Refusal::new(
+                ErrorCode::Unavailable,
+                format!("a join of {room} is still being prepared; its joined answer follows"),
+            );
+            self.refuse(refusal.about(Some(room), reference));
+            return Ok(());
+        }
+        let limit = self.state.config.max_rooms_per_session;
+        if self.memberships.len() + self.waiting_joins.len() >= limit {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::TooManyRooms,
+                    format!("this session is in {limit} rooms already; leave one first"),
+                )
+                .about(Some(room), reference),
+            );
+            return Ok(());
+        }
+        if !self.state.relay.is_relayed() {
+            return self.join_now(room, since.as_ref(), reference, None);
+        }
+        let state = self.state.clone();
+        let loading = room.clone();
+        let work =
+            async move { Prepared::Relay(state.relay.prepare_join(&state.rooms, &loading).await) };
+        if self
+            .waiting_joins
+            .wait(room.clone(), since, reference.clone(), work)
+            .is_err()
+        {
+            self.refuse(
+                Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "{MAX_WAITING_JOINS_PER_SESSION} joins are still being prepared; try again"
+                    ),
+                )
+                .about(Some(room), reference),
+            );
+        }
+        Ok(())
+    }
+
+    /// Completes a join whose room the relay has loaded (or failed to).
+    pub(super) fn finish_waiting_join(&mut self, ready: Ready) -> Result<(), Exit> {
+        match ready.prepared {
+            Prepared::Relay(Ok(lease)) => {
+                self.join_now(ready.room, ready.since.as_ref(), ready.reference, lease)
+            }
+            Prepared::Relay(Err(e)) => self.join_refused(&e, ready.room, ready.reference),
+        }
+    }
+
+    /// The registry's half of a join, for a room that is ready on this node. `lease` (from the
+    /// relay's preparation) keeps the loaded room until the membership holds it.
+    pub(super) fn join_now(
         &mut self,
         room: RoomName,
         since: Option<&Position>,
         reference: Option<Ref>,
+        lease: Option<Lease>,
     ) -> Result<(), Exit> {
         if let Some(existing) = self.memberships.get(&room) {
             let stats = existing.room().stats();
@@ -149,49 +219,37 @@ impl Session {
             }));
             return Ok(());
         }
-        let limit = self.state.config.max_rooms_per_session;
-        if self.memberships.len() >= limit {
-            self.refuse(
-                Refusal::new(
-                    ErrorCode::TooManyRooms,
-                    format!("this session is in {limit} rooms already; leave one first"),
-                )
-                .about(Some(room), reference),
-            );
-            return Ok(());
-        }
         let member = Member {
             user: self.user.clone(),
             protocol: self.protocol,
             outbox: self.outbox.clone(),
         };
-        // With a relay, the room must be subscribed and loaded here first (one round trip,
-        // bounded, and only when no other session on this node is in the room).
-        let prepared = self
+        let joined = self
             .state
-            .relay
-            .prepare_join(&self.state.rooms, &room)
-            .await;
-        let joined = prepared.and_then(|_lease_until_joined| {
-            self.state
-                .rooms
-                .join(&room, member, since, reference.as_ref())
-                .map_err(PublishError::from)
-        });
+            .rooms
+            .join(&room, member, since, reference.as_ref());
+        drop(lease);
         match joined {
             Ok(membership) => {
                 self.memberships.insert(room, membership);
                 Ok(())
             }
-            Err(full) if self.protocol == Protocol::Tutorial => {
-                Err(Exit::Refused(CloseCode::TryAgainLater, full.to_string()))
-            }
-            Err(full) => {
-                let refusal = Refusal::new(ErrorCode::Unavailable, full.to_string());
-                self.refuse(refusal.about(Some(room), reference));
-                Ok(())
-            }
+            Err(full) => self.join_refused(&PublishError::from(full), room, reference),
         }
+    }
+
+    pub(super) fn join_refused(
+        &mut self,
+        why: &PublishError,
+        room: RoomName,
+        reference: Option<Ref>,
+    ) -> Result<(), Exit> {
+        if self.protocol == Protocol::Tutorial {
+            return Err(Exit::Refused(CloseCode::TryAgainLater, why.to_string()));
+        }
+        let refusal = Refusal::new(ErrorCode::Unavailable, why.to_string());
+        self.refuse(refusal.about(Some(room), reference));
+        Ok(())
     }
 
     fn leave(&mut self, room: RoomName, reference: Option<Ref>) {

@@ -7,8 +7,8 @@ use roomcast_protocol::{CloseCode, LeaveReason};
 /// Why a session's loop returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Exit {
-    /// The client sent a close frame (tungstenite echoes it; we send nothing more).
-    ClientClosed,
+    /// The client sent a close frame, with this code (the answer echoes it, RFC 6455 §5.5.1).
+    ClientClosed(Option<u16>),
     /// The socket ended without a close frame (reset, EOF, write error).
     Vanished,
     /// A ping went unanswered for `ping_timeout`.
@@ -30,10 +30,11 @@ pub(crate) enum Exit {
 }
 
 impl Exit {
-    /// The close frame the server sends, if it sends one.
+    /// The close frame the server sends on its own account, if it sends one (the answer to a
+    /// client's close is that close's echo).
     pub(crate) fn close_frame(&self) -> Option<(CloseCode, String)> {
         let frame = match self {
-            Exit::ClientClosed | Exit::Vanished => return None,
+            Exit::ClientClosed(_) | Exit::Vanished => return None,
             Exit::Timeout(timeout) => (
                 CloseCode::HeartbeatTimeout,
                 format!("no pong or frame within {timeout:?} of a ping"),
@@ -67,7 +68,7 @@ impl Exit {
     /// What the other members are told in the `leave` event.
     pub(crate) fn leave_reason(&self) -> LeaveReason {
         match self {
-            Exit::ClientClosed => LeaveReason::Left,
+            Exit::ClientClosed(_) => LeaveReason::Left,
             Exit::Timeout(_) => LeaveReason::Timeout,
             Exit::QueueOverflow(_) | Exit::WriteStalled(_) => LeaveReason::Slow,
             Exit::Shutdown => LeaveReason::Shutdown,
@@ -88,25 +89,15 @@ impl Exit {
             Exit::TooBig(_) => Some("too_big"),
             Exit::ProtocolError => Some("protocol_error"),
             Exit::Shutdown => Some("shutdown"),
-            Exit::ClientClosed | Exit::Vanished | Exit::Refused(..) => None,
+            Exit::ClientClosed(_) | Exit::Vanished | Exit::Refused(..) => None,
         }
     }
 
-    /// Whether the socket is reset (SO_LINGER 0) rather than closed: its peer stopped answering,
-    /// so whatever is still queued would only be retransmitted into the void.
-    pub(crate) fn resets_socket(&self) -> bool {
-        matches!(
-            self,
-            Exit::Timeout(_) | Exit::QueueOverflow(_) | Exit::WriteStalled(_)
-        )
-    }
-
-    /// Whether a close frame could still get through: not to a peer that stopped reading.
-    pub(crate) fn peer_reads(&self) -> bool {
-        !matches!(
-            self,
-            Exit::QueueOverflow(_) | Exit::WriteStalled(_) | Exit::Vanished
-        )
+    /// Whether a close frame could still get through: not to a socket that took nothing for
+    /// `--write-timeout`, nor to one that is gone. (A reader that fell `--max-queue-bytes`
+    /// behind may still be reading: it gets its close frame if it takes it in time.)
+    pub(crate) fn peer_takes_bytes(&self) -> bool {
+        !matches!(self, Exit::WriteStalled(_) | Exit::Vanished)
     }
 }
 

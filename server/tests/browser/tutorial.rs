@@ -32,7 +32,8 @@ async fn the_tutorial_contract_page_talks_with_the_typed_room_page() {
     .route("/tutorial/{room}/", get(tutorial_page));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(roomcast_server::serve_router(listener, app, stop.clone()));
 
     let browser = Browser::start().await;
     browser
@@ -102,5 +103,6 @@ async fn the_tutorial_contract_page_talks_with_the_typed_room_page() {
         })
         .await;
     browser.close().await;
+    stop.cancel();
     serving.abort();
 }

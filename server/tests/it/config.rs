@@ -58,6 +58,29 @@ fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
         (&["--room-ttl", "100000d"], "--room-ttl"),
         (&["--latest-on-join", "pagamento_,"], "--latest-on-join"),
         (&["--api-key", ""], "--api-key"),
+        (&["--channels-layer", "core"], "--channels-layer"),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--channels-layer",
+                "pubsub",
+                "--channels-group",
+                "chat",
+            ],
+            "--channels-group",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--channels-layer",
+                "core",
+                "--channels-registration-ttl",
+                "500ms",
+            ],
+            "--channels-registration-ttl",
+        ),
     ];
     for (args, flag) in cases {
         let (code, stderr) = refused(args, &[]);
@@ -68,4 +91,7 @@ fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
     let (code, stderr) = refused(&[], &[("ROOMCAST_PING_INTERVAL", "0s")]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--ping-interval"), "{stderr}");
+    let (code, stderr) = refused(&[], &[("ROOMCAST_CHANNELS_LAYER", "pubsub")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--channels-layer"), "{stderr}");
 }

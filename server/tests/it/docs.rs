@@ -241,8 +241,13 @@ async fn the_metric_table_lists_every_metric_metrics_renders_with_its_type() {
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
+    // With the Channels bridge on, its families too.
     let relayed = TestServer::start(Config {
         redis_url: vec![format!("redis://{nowhere}")],
+        channels: roomcast_server::config::ChannelsConfig {
+            channels_layer: roomcast_server::config::ChannelsLayer::Pubsub,
+            ..Default::default()
+        },
         ..Config::default()
     })
     .await;

@@ -1,9 +1,11 @@
 //! Heartbeat eviction: what the original POC existed to prove.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use roomcast_protocol::raw::opcode;
 use roomcast_server::Config;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::support::{TestServer, eventually, raw_close, within};
@@ -129,43 +131,61 @@ async fn a_member_of_a_busy_room_keeps_answering_pings_and_is_not_evicted() {
         ..Config::default()
     };
     let server = TestServer::start(config).await;
-    let (_reader_sender, mut reader) = server.tutorial("busy").await.split();
+    // A raw member answers pings itself, so the test sees every ping it was sent.
+    let mut reader = server.raw("busy").await;
     let (mut publisher, mut echo) = server.tutorial("busy").await.split();
-    const MESSAGES: usize = 4000;
+    /// Pings the busy member must see and answer: five intervals of a room that never goes
+    /// quiet, longer than the timeout, so unread pongs would have evicted it.
+    const PINGS: usize = 5;
+    /// Messages the publisher may be ahead of the reader: the reader's queue is never empty
+    /// for long, yet it never falls so far behind that a ping waits in the kernel's buffers
+    /// for longer than the timeout (that would be a slow reader, another test's subject).
+    const WINDOW: usize = 64;
+    /// A bound on the publishing, whatever the machine's speed.
+    const MAX_MESSAGES: usize = 100_000;
+    let ahead = Arc::new(Semaphore::new(WINDOW));
     let frame = roomcast_protocol::TutorialSend {
         message: "y".repeat(2048),
     };
-    // 8 MB as fast as the publisher can send (many heartbeat intervals): the reader's queue is
-    // never empty for long, and its pongs must still be read in time.
-    let publishing = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            publisher.send(&frame).await.expect("send");
-        }
-    });
-    let draining_echo = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            echo.recv().await.expect("echo");
-        }
-    });
-    let reading = tokio::spawn(async move {
-        for i in 0..MESSAGES {
-            match reader.recv().await.expect("recv") {
-                roomcast_protocol::Incoming::Frame(_) => {}
-                other => panic!("the reader was cut off after {i} messages: {other:?}"),
+    let publishing = tokio::spawn({
+        let ahead = ahead.clone();
+        async move {
+            for _ in 0..MAX_MESSAGES {
+                let Ok(permit) = ahead.acquire().await else {
+                    break;
+                };
+                permit.forget();
+                if publisher.send(&frame).await.is_err() {
+                    break;
+                }
             }
         }
     });
-    let started = Instant::now();
-    within("the reader to get everything", reading)
-        .await
-        .expect("reader task");
-    within("the publisher to finish", publishing)
-        .await
-        .expect("publisher task");
-    within("the echo", draining_echo).await.expect("echo task");
-    // The reader got every message, so it was never evicted; the stretch outlasted the timeout.
-    assert!(
-        started.elapsed() > Duration::from_millis(300),
-        "long enough to need pongs"
+    let draining_echo = tokio::spawn(async move { while echo.recv().await.is_ok() {} });
+    let (mut pings, mut messages) = (0, 0);
+    within("pings answered while the room stays busy", async {
+        while pings < PINGS || messages < 1000 {
+            let frame = reader.read_frame().await.expect("read").expect("a frame");
+            match frame.opcode {
+                opcode::PING => {
+                    pings += 1;
+                    reader.pong(&frame.payload).await.expect("pong");
+                }
+                opcode::TEXT => {
+                    messages += 1;
+                    ahead.add_permits(1);
+                }
+                _ => panic!("the busy member was closed: {:?}", frame.close()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        server.sessions_in("busy").await,
+        2,
+        "neither member was evicted"
     );
+    ahead.close();
+    publishing.abort();
+    draining_echo.abort();
 }

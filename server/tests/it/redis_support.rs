@@ -198,8 +198,14 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub async fn start(redis: &str, node_timeout: &str) -> Self {
+        Self::start_with(redis, node_timeout, &[]).await
+    }
+
+    /// Like [`NodeProcess::start`], with more flags.
+    pub async fn start_with(redis: &str, node_timeout: &str, flags: &[&str]) -> Self {
         let port = free_port().await;
         let child = Command::new(env!("CARGO_BIN_EXE_roomcast-server"))
+            .args(flags)
             .arg("--port")
             .arg(port.to_string())
             .arg("--redis-url")

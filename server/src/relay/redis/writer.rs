@@ -85,10 +85,20 @@ pub(super) async fn run(
                 let mut broken = false;
                 for (request, value) in batch.drain(..).zip(values) {
                     let answer = match redis::from_redis_value::<(u64, String, u64, u64)>(value) {
-                        Ok((seq, epoch, _nodes, _repeated)) => Ok(Receipt {
-                            seq,
-                            epoch: epoch.into(),
-                        }),
+                        Ok((seq, epoch, _nodes, repeated)) => {
+                            // Here, once per message in the whole cluster (a repeated
+                            // idempotency key published nothing), the bridge forwards it.
+                            if let Some(forwarder) = context.forwarder.get()
+                                && request.forward
+                                && repeated == 0
+                            {
+                                forwarder.forward(&request.room, &request.user, &request.text);
+                            }
+                            Ok(Receipt {
+                                seq,
+                                epoch: epoch.into(),
+                            })
+                        }
                         Err(e) => {
                             warn!(shard = shard.index, error = %e, "a publish script failed");
                             context.metrics.record_error("publish");
