@@ -13,8 +13,11 @@
 //! - [`sse`]: [`SseFollower`], a real `/sse/...` stream read event by event.
 //! - [`proxy`]: [`TcpProxy`], a link between client and server that a test makes go silent
 //!   (nothing arrives, no FIN, no RST) or cut.
+//! - [`netns`]: real silent loss in the kernel: [`Netns`] (a namespace and veth link that a test
+//!   cuts), [`netns::Remote`] members inside it, [`netns::sockets_to`] (the kernel's view, `ss`).
 
 pub mod member;
+pub mod netns;
 pub mod proxy;
 pub mod server;
 pub mod sse;
@@ -23,6 +26,7 @@ pub mod wait;
 pub use member::{
     Member, next_text, next_tutorial, next_typed, raw_close, tutorial_close, typed_close, wait_for,
 };
+pub use netns::{Netns, netns};
 pub use proxy::TcpProxy;
 pub use server::{TestServer, reusable_listener};
 pub use sse::{SseEvent, SseFollower};

@@ -4,7 +4,11 @@
 //!
 //! Exit 0 when every expectation held, 3 with the reasons when one did not. Every wait is
 //! bounded: the run gives up at the window's upper bound plus the slack.
+//!
+//! `--mode blackhole` runs its clients in a network namespace (root only: exit 1 saying so
+//! otherwise) and removes it at the end, on error and on Ctrl-C; see [`blackhole`].
 
+mod blackhole;
 mod report;
 
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use clap::Args;
 use roomcast_protocol::RoomName;
 use tokio::time::Instant;
 
+use self::blackhole::Blackhole;
 use self::report::{GhostRow, LiveSummary, Report};
 use super::Ctx;
 use crate::exit::{Code, Usage};
@@ -53,7 +58,8 @@ pub struct DeadClientsArgs {
     /// Dead clients per mode.
     #[arg(long, short = 'n', env = "ROOMCAST_DEAD_COUNT", default_value_t = 3)]
     pub count: usize,
-    /// How they go dead: nopong, noread, vanish, pause (comma-separated for several).
+    /// How they go dead: nopong, noread, vanish, pause, blackhole (comma-separated for
+    /// several). blackhole needs root and a server listening on all addresses (--host 0.0.0.0).
     #[arg(
         long,
         short,
@@ -118,8 +124,43 @@ impl TryFrom<DeadClientsArgs> for DeadClientsConfig {
     }
 }
 
-/// Runs the scenario and judges it.
+/// Runs the scenario and judges it; with `blackhole`, inside a namespace that is removed
+/// whatever happens (Ctrl-C included).
 pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
+    let blackhole = match config.modes.contains(&Mode::Blackhole) {
+        true => Some(Blackhole::open().await?),
+        false => None,
+    };
+    if let Some(blackhole) = &blackhole {
+        ctx.status(format!(
+            "dead-clients: blackhole clients in {}",
+            blackhole.describe()
+        ));
+    }
+    let interrupted = async {
+        match &blackhole {
+            Some(_) => tokio::signal::ctrl_c().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = scenario(ctx, &config, blackhole.as_ref()) => outcome,
+        signal = interrupted => match signal {
+            Ok(()) => Err(anyhow::anyhow!("interrupted; the namespace and its link are removed")),
+            Err(e) => Err(anyhow::Error::new(e).context("waiting for Ctrl-C")),
+        },
+    };
+    if let Some(blackhole) = blackhole {
+        blackhole.remove().await;
+    }
+    outcome
+}
+
+async fn scenario(
+    ctx: &Ctx,
+    config: &DeadClientsConfig,
+    blackhole: Option<&Blackhole>,
+) -> Result<Code> {
     let args = &config.args;
     let flags = HeartbeatFlags {
         interval: args.ping_interval,
@@ -163,18 +204,28 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
         units::show(beat.upper()),
     ));
     let mut ghosts = Vec::new();
+    // One link for all blackhole clients, cut once: they go dead together.
+    let blackhole_phase = beat.live_phase();
     for mode in &config.modes {
         for i in 0..args.count {
             let user = user_name(&format!("{}-{run}-{i}", mode.name()))?;
             let plan = GhostPlan {
                 mode: *mode,
-                live_for: beat.live_phase(),
+                live_for: match mode {
+                    Mode::Blackhole => blackhole_phase,
+                    _ => beat.live_phase(),
+                },
                 pause: beat.pause,
             };
             let url = room_socket_as(&ctx.server, room, &user);
-            let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
-                .await
-                .map_err(|e| wire::into_cli(e, "opening a dead client"))?;
+            let ghost = match (mode, blackhole) {
+                (Mode::Blackhole, Some(link)) => {
+                    link.ghost(&url, user, plan, CONNECT_TIMEOUT).await?
+                }
+                _ => Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| wire::into_cli(e, "opening a dead client"))?,
+            };
             ghosts.push(ghost);
         }
     }
@@ -186,7 +237,7 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
     {
         anyhow::bail!("the observer never saw some dead clients join {room} within {JOIN_GRACE:?}");
     }
-    let (dead_at, last_death) = ghost::deaths(&mut ghosts).await;
+    let (dead_at, last_death) = deaths_and_cut(&mut ghosts, blackhole).await?;
     let give_up = last_death + beat.give_up_after();
     let settled = || {
         ghosts
@@ -229,4 +280,34 @@ pub async fn run(ctx: &Ctx, config: DeadClientsConfig) -> Result<Code> {
         }
         Ok(Code::Failed)
     }
+}
+
+/// When each ghost went dead and the latest of those (see [`ghost::deaths`]); blackhole ghosts
+/// are awaited first, and their link is cut the moment they have all sent their last sign of
+/// life.
+async fn deaths_and_cut(
+    ghosts: &mut [Ghost],
+    blackhole: Option<&Blackhole>,
+) -> Result<(Vec<Option<Instant>>, Instant)> {
+    let lost = |g: &&mut Ghost| g.mode == Mode::Blackhole;
+    let (lost_at, _) = ghost::deaths(ghosts.iter_mut().filter(lost)).await;
+    if let Some(blackhole) = blackhole {
+        blackhole.cut().await?;
+    }
+    let (others_at, _) = ghost::deaths(ghosts.iter_mut().filter(|g| !lost(g))).await;
+    let (mut lost_at, mut others_at) = (lost_at.into_iter(), others_at.into_iter());
+    let dead_at: Vec<Option<Instant>> = ghosts
+        .iter()
+        .map(|g| match g.mode {
+            Mode::Blackhole => lost_at.next().flatten(),
+            _ => others_at.next().flatten(),
+        })
+        .collect();
+    let last = dead_at
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .unwrap_or_else(Instant::now);
+    Ok((dead_at, last))
 }

@@ -113,6 +113,9 @@ impl Heartbeat {
         };
         match mode {
             Mode::Nopong => timely(&[LeaveReason::Timeout], true),
+            // The server cannot tell a cut link from a client that stopped answering; its
+            // writes pile up too, so `slow` may come first under load.
+            Mode::Blackhole => timely(&[LeaveReason::Timeout, LeaveReason::Slow], true),
             Mode::Noread => timely(&[LeaveReason::Timeout, LeaveReason::Slow], true),
             Mode::Vanish => timely(&[LeaveReason::Closed, LeaveReason::Timeout], false),
             Mode::Pause if self.pause < self.timeout => Expect::Survive,

@@ -6,6 +6,9 @@
 //! - `vanish`: drops the TCP socket without a close frame.
 //! - `pause`: stops reading and answering for `--pause`, then resumes like a live client (a
 //!   laptop lid, a GC pause, SIGSTOP/SIGCONT).
+//! - `blackhole`: its socket lives in a network namespace whose link the command cuts right
+//!   after its last sign of life: nothing more arrives either way, no FIN, no RST (a phone
+//!   leaving Wi-Fi, a NAT forgetting the flow). Root only; see `dead-clients`.
 //!
 //! "Going dead" is the ghost's last sign of life: an unsolicited pong (RFC 6455 §5.5.3 allows
 //! one), which the server counts like any frame. From that instant the server owes an eviction
@@ -40,10 +43,12 @@ pub enum Mode {
     Vanish,
     /// Stops for --pause, then resumes.
     Pause,
+    /// Lost behind a cut network link (a network namespace; needs root).
+    Blackhole,
 }
 
 impl Mode {
-    /// Every mode, in the order reports list them.
+    /// Every mode that needs nothing but a socket (so not `blackhole`), in report order.
     pub const ALL: [Mode; 4] = [Mode::Nopong, Mode::Noread, Mode::Vanish, Mode::Pause];
 
     /// The mode's command-line name.
@@ -53,6 +58,7 @@ impl Mode {
             Mode::Noread => "noread",
             Mode::Vanish => "vanish",
             Mode::Pause => "pause",
+            Mode::Blackhole => "blackhole",
         }
     }
 }
@@ -122,16 +128,45 @@ impl Ghost {
         timeout: Duration,
     ) -> Result<Self, RawError> {
         let socket = RawSocket::connect(socket_url, None, timeout).await?;
+        Ok(Self::start(socket, user, plan))
+    }
+
+    /// [`Ghost::connect`] over a TCP stream the caller connected (for `blackhole`: a socket made
+    /// inside the namespace), upgraded to `socket_url` within `timeout`.
+    pub async fn upgrade(
+        stream: tokio::net::TcpStream,
+        socket_url: &Url,
+        user: UserName,
+        plan: GhostPlan,
+        timeout: Duration,
+    ) -> Result<Self, RawError> {
+        let upgrading = RawSocket::upgrade(stream, socket_url, None);
+        let socket = match tokio::time::timeout(timeout, upgrading).await {
+            Ok(socket) => socket?,
+            Err(_) => {
+                return Err(RawError::Io {
+                    url: socket_url.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no upgrade in {timeout:?}"),
+                    ),
+                });
+            }
+        };
+        Ok(Self::start(socket, user, plan))
+    }
+
+    fn start(socket: RawSocket, user: UserName, plan: GhostPlan) -> Self {
         let (dead_tx, dead_rx) = oneshot::channel();
         let (stop, stopped) = watch::channel(Signal::Run);
         let task = tokio::spawn(haunt(socket, plan, dead_tx, stopped));
-        Ok(Self {
+        Self {
             user,
             mode: plan.mode,
             dead: Some(dead_rx),
             stop,
             task,
-        })
+        }
     }
 
     /// Waits until the ghost has gone dead; `None` if it ended first (evicted while alive).
@@ -201,7 +236,11 @@ async fn haunt(
             drop(socket);
             return log;
         }
-        Mode::Nopong => converse(&mut socket, &mut log, None, false, &mut stop).await,
+        // A blackhole ghost behaves as nopong until the cut, a moment later; after it, nothing
+        // reaches it anyway.
+        Mode::Nopong | Mode::Blackhole => {
+            converse(&mut socket, &mut log, None, false, &mut stop).await
+        }
         Mode::Noread => {
             let stopped = stop.wait_for(|s| *s != Signal::Run).await.is_ok();
             tracing::debug!(stopped, "noread ghost stops");

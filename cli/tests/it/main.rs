@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod blackhole;
 mod dead_clients;
 mod send_listen;
 mod silent_server;

@@ -8,7 +8,7 @@ use roomcast_server::Config;
 use roomcast_testing::TcpProxy;
 use tokio::time::Instant;
 
-use crate::support::{TestServer, json_lines, spawn_at};
+use crate::support::{TestServer, json_lines, spawn_at, spawn_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_reports_a_silent_server_within_its_bound_and_recovers_with_no_gap() {
@@ -99,4 +99,79 @@ async fn listen_follows_a_server_restart_and_says_what_could_not_be_recovered() 
         .map(|m| m["message"].clone())
         .collect();
     assert_eq!(texts, ["before", "after"]);
+}
+
+/// The same loss made by the kernel: `listen` runs in a network namespace whose only way to the
+/// server is a veth link, and the link is cut (nothing arrives either way, no FIN, no RST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_in_a_namespace_reports_a_cut_link_within_its_bound_and_recovers_with_no_gap() {
+    let netns = roomcast_testing::netns().await;
+    // On every address: the namespace dials the link's host end, the test publishes on
+    // loopback (send-test is loopback-only without an API key).
+    let all = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut server = roomcast_testing::TestServer::start_on(
+        roomcast_testing::reusable_listener(all),
+        Config::default(),
+    );
+    let port = server.addr.port();
+    server.url = format!("http://127.0.0.1:{port}").parse().expect("URL");
+    let mut listener = spawn_in(
+        &netns,
+        &format!("http://{}:{port}", netns.host_addr()),
+        &[
+            "listen",
+            "lobby",
+            "--json",
+            "--count",
+            "4",
+            "--server-timeout",
+            "1s",
+            "--timeout",
+            "20s",
+        ],
+    );
+    listener.wait_for_stderr("listening to lobby").await;
+    server.send_test("lobby", "one").await;
+    listener.wait_for_stdout(r#""message":"one""#).await;
+
+    netns.cut().await.expect("cut the link");
+    let cut_at = Instant::now();
+    listener
+        .wait_for_stderr("reconnecting: no answer from the server for 1s")
+        .await;
+    let noticed_after = cut_at.elapsed();
+    let latest = Duration::from_secs(1) + Duration::from_secs(2);
+    assert!(
+        noticed_after <= latest,
+        "noticed after {noticed_after:?}, past the bound plus slack ({latest:?})"
+    );
+
+    for text in ["two", "three"] {
+        server.send_test("lobby", text).await;
+    }
+    netns.restore().await.expect("restore the link");
+    let rejoined = listener.wait_for_stderr("listening to lobby").await;
+    assert!(
+        rejoined.contains("replaying 2"),
+        "recovered with since: {rejoined}"
+    );
+    server.send_test("lobby", "four").await;
+
+    let (code, stdout) = listener.finish().await;
+    assert_eq!(code, Some(0), "{stdout}");
+    let got: Vec<_> = json_lines(stdout.as_bytes())
+        .iter()
+        .map(|m| (m["seq"].clone(), m["message"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1.into(), "one".into()),
+            (2.into(), "two".into()),
+            (3.into(), "three".into()),
+            (4.into(), "four".into())
+        ],
+        "every message once, in order"
+    );
+    netns.remove().await;
 }

@@ -94,7 +94,19 @@ pub async fn assert(mut command: Command) -> Assert {
 /// `roomcast ARGS` against `url`, kept running, its stdout and stderr read line by line as they
 /// come.
 pub fn spawn_at(url: &str, args: &[&str]) -> Running {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    spawn(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_roomcast")),
+        url,
+        args,
+    )
+}
+
+/// [`spawn_at`], the process running inside `netns` (`ip netns exec`).
+pub fn spawn_in(netns: &roomcast_testing::Netns, url: &str, args: &[&str]) -> Running {
+    spawn(netns.command(env!("CARGO_BIN_EXE_roomcast")), url, args)
+}
+
+fn spawn(mut command: tokio::process::Command, url: &str, args: &[&str]) -> Running {
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROOMCAST_")) {
         command.env_remove(key);
     }

@@ -24,6 +24,7 @@ mod recovery;
 mod rooms;
 mod send_test;
 mod shutdown;
+mod silent_loss;
 mod slow;
 mod sse;
 mod typed;

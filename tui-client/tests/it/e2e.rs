@@ -274,3 +274,75 @@ async fn assert_restored(tmux: &Tmux) {
     assert_eq!(alternate, "off", "left the alternate screen");
     assert_eq!(mouse, "off", "released the mouse");
 }
+
+/// A real silent loss in a real terminal: `roomcast-chat` runs in a network namespace (through
+/// `ip netns exec`) whose only way to the server is a veth link, and the link is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_shows_reconnecting_within_the_bound_and_recovers_without_a_gap() {
+    let netns = roomcast_testing::netns().await;
+    // On every address: the namespace dials the link's host end, send-test goes by loopback.
+    let all = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut server =
+        TestServer::start_on(roomcast_testing::reusable_listener(all), Config::default());
+    let port = server.addr.port();
+    server.url = format!("http://127.0.0.1:{port}").parse().expect("URL");
+    let url = format!("http://{}:{port}", netns.host_addr());
+    let tmux = Tmux::start(
+        &[
+            "ip",
+            "netns",
+            "exec",
+            netns.name(),
+            env!("CARGO_BIN_EXE_roomcast-chat"),
+            "--url",
+            &url,
+            "--user",
+            "ana",
+            "--server-timeout",
+            "1s",
+            "lobby",
+        ],
+        (100, 30),
+    )
+    .await;
+    tmux.wait_for("the chat to join lobby", |s| {
+        s.contains("joined lobby") && s.contains("connected")
+    })
+    .await;
+    server.send_test("lobby", "one").await;
+    tmux.wait_for("the first message", |s| s.contains("server: one"))
+        .await;
+
+    netns.cut().await.expect("cut the link");
+    let cut_at = tokio::time::Instant::now();
+    tmux.wait_for("the loss to be reported", |s| {
+        s.contains("no answer from the server for 1s")
+    })
+    .await;
+    let noticed_after = cut_at.elapsed();
+    let latest = Duration::from_secs(1) + Duration::from_secs(2);
+    assert!(
+        noticed_after <= latest,
+        "noticed after {noticed_after:?}, past the bound plus slack ({latest:?})"
+    );
+
+    for text in ["two", "three"] {
+        server.send_test("lobby", text).await;
+    }
+    netns.restore().await.expect("restore the link");
+    server.send_test("lobby", "four").await;
+    let screen = tmux
+        .wait_for("every message after recovery", |s| {
+            s.contains("server: four") && s.contains("connected")
+        })
+        .await;
+    for text in ["one", "two", "three", "four"] {
+        assert!(screen.contains(&format!("server: {text}")), "{screen}");
+    }
+    assert!(!screen.contains("may be missing"), "no gap: {screen}");
+
+    tmux.type_text("/quit").await;
+    tmux.key("Enter").await;
+    assert_restored(&tmux).await;
+    netns.remove().await;
+}

@@ -43,11 +43,12 @@ impl GhostRow {
         log: &GhostLog,
         (verdict, problem): (Verdict, Option<String>),
     ) -> Self {
-        // A noread socket is only looked at when the run ends, so its close time means nothing.
+        // A noread socket is only looked at when the run ends, and nothing reaches a blackhole
+        // one, so their close time means nothing.
         let closed_after = log
             .ended_at()
             .zip(dead_at)
-            .filter(|_| mode != Mode::Noread)
+            .filter(|_| !matches!(mode, Mode::Noread | Mode::Blackhole))
             .map(|(end, dead)| units::millis(end.saturating_duration_since(dead)));
         let problem = problem.map(|p| format!("{user} ({}): {p}", mode.name()));
         Self {
