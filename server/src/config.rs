@@ -4,8 +4,8 @@
 //! keeps the two in step), so tests build a config in one line and change only what they test.
 //! [`Config::validate`] turns it into a [`ValidConfig`], the only kind the server runs with.
 
-mod channels;
 mod access;
+mod channels;
 mod validate;
 
 use std::net::IpAddr;
@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 use roomcast_protocol::units::parse_bytes;
 
-pub use self::channels::{ChannelsConfig, ChannelsLayer};
 pub use self::access::{AccessConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use self::channels::{ChannelsConfig, ChannelsLayer};
 pub use self::validate::{
     FRAME_ENVELOPE_BYTES, InvalidSetting, MAX_SETTING_DURATION, MIN_MESSAGE_BYTES, ValidConfig,
 };

@@ -207,7 +207,7 @@ impl Registry {
         let lease = self.lease(name)?;
         let user = member.user.clone();
         let follower = member.protocol == Protocol::Sse;
-        let key = lease.room.join(member, since, reference.cloned());
+        let key = lease.room.join(member, since, reference);
         if let Some(notices) = &self.shared.relay.notices {
             if follower {
                 // Not present anywhere, but the room must stay subscribed while it listens.

@@ -144,7 +144,7 @@ impl Room {
         &self,
         member: Member,
         since: Option<&Position>,
-        reference: Option<Ref>,
+        reference: Option<&Ref>,
     ) -> usize {
         let mut state = self.state();
         let (replay, recovered) =
@@ -165,7 +165,7 @@ impl Room {
             },
             recovered,
             replay: replay.len(),
-            reference: reference.clone(),
+            reference: reference.cloned(),
         };
         if member.protocol == Protocol::Typed {
             fan_out.push(&member.outbox, frames::typed(&joined()));

@@ -114,7 +114,7 @@ impl Running {
                 let follower = &mut self.follower;
                 follower.outbox.release(charge_of(&frame));
                 follower.watch.yielded.fetch_add(1, Ordering::Relaxed);
-                return Some(follower.with_cursor(frame));
+                return Some(follower.with_cursor(&frame));
             }
             let outbox = self.follower.outbox.clone();
             tokio::select! {
@@ -165,7 +165,7 @@ impl Running {
 impl Follower {
     /// A multi-room stream's events carry the whole cursor: the event's own position (its
     /// first line) is folded into it and the cursor written in its place.
-    fn with_cursor(&mut self, frame: Frame) -> Bytes {
+    fn with_cursor(&mut self, frame: &Frame) -> Bytes {
         let bytes = frame.bytes().clone();
         let Some(cursor) = &mut self.cursor else {
             return bytes;

@@ -354,7 +354,7 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
     while published < 3000 {
         publish(&server, "busy", &text).await;
         published += 1;
-        if published % 25 == 0
+        if published.is_multiple_of(25)
             && metrics(&server)
                 .await
                 .contains("roomcast_evictions_total{reason=\"slow\"} 1")
