@@ -35,6 +35,7 @@ use serde::Deserialize;
 use self::cursor::Cursor;
 pub(crate) use self::cursor::Position;
 use self::stream::{Follower, FollowerGuards, Watch};
+use crate::access::{self, Refusal};
 use crate::api_error::ApiError;
 use crate::frames::Protocol;
 use crate::outbox::Outbox;
@@ -51,6 +52,8 @@ pub(crate) struct StreamQuery {
     rooms: Option<String>,
     /// Where to resume from, for clients that cannot set `Last-Event-ID` (which wins).
     since: Option<String>,
+    /// An access token for private rooms (`EventSource` cannot set `Authorization`).
+    token: Option<String>,
 }
 
 /// `GET /sse/{room}/`: follows one room.
@@ -94,7 +97,47 @@ pub(crate) async fn rooms_stream(
 /// `rooms` goes here, before a permit is taken or a room joined, exactly where the WebSocket
 /// upgrade admits its sessions (`connect::accept`). Access control (tokens, origins, per-IP
 /// caps) plugs in here with the same check the upgrade calls.
-fn admit(_state: &AppState, _headers: &HeaderMap, _rooms: &[RoomName]) -> Result<(), ApiError> {
+/// The WebSocket handshake's rules, applied to a stream before it joins anything: the origin
+/// (403), and for each private room a token (`?token=` or `Authorization: Bearer`) that opens
+/// it, or the app's join proxy. A refusal is an HTTP 403 (or 503 when the proxy cannot answer)
+/// naming the rule, sent before any event, so nothing of the room is seen.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &StreamQuery,
+    rooms: &[RoomName],
+) -> Result<(), ApiError> {
+    let access = &state.access;
+    if let Err(why) = access.origin_allowed(headers) {
+        state.metrics.record_origin_refused();
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            why,
+        ));
+    }
+    let token = access::handshake_token(query.token.as_deref(), headers);
+    for room in rooms {
+        let refusal = match access.check_join(room, token, None, None) {
+            Ok(_) => continue,
+            Err(Refusal::Missing) => match access.ask_proxy(room, None, headers).await {
+                Some(Ok(_)) => continue,
+                Some(Err(refusal)) => refusal,
+                None => Refusal::Missing,
+            },
+            Err(refusal) => refusal,
+        };
+        state.metrics.record_access_refused(refusal.rule());
+        let status = match refusal {
+            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::FORBIDDEN,
+        };
+        return Err(ApiError::new(
+            status,
+            ErrorCode::Forbidden,
+            refusal.reason(),
+        ));
+    }
     Ok(())
 }
 
@@ -113,7 +156,7 @@ async fn follow(
     let config = &state.config;
     let rooms = room_names(names, config.max_rooms_per_session)?;
     let since = resume_cursor(headers, query, config.max_rooms_per_session)?;
-    admit(state, headers, &rooms)?;
+    admit(state, headers, query, &rooms).await?;
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         state.metrics.record_connection_refused();
         tracing::warn!(

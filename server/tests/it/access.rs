@@ -583,3 +583,57 @@ async fn five_hundred_slowloris_sockets_do_not_stop_a_chat_and_are_cut_at_the_ha
         "cut late: {cut:?}"
     );
 }
+
+/// `GET path` on `server`; the status and body, for streams refused before their first event.
+async fn sse_refusal(server: &TestServer, path: &str) -> (u16, String) {
+    let url = match path.split_once('?') {
+        Some((path, query)) => format!("{}?{query}", server.http_url(path)),
+        None => server.http_url(path),
+    };
+    let response = within("the SSE answer", server.http().get(url).send())
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    let body = within("the body", response.text()).await.expect("a body");
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_private_room_over_sse_needs_the_token_that_opens_it() {
+    let server = server_with_a_secret().await;
+    for (path, rule) in [
+        ("sse/pagamento_1/".to_owned(), "missing"),
+        (
+            format!(
+                "sse/pagamento_1/?token={}",
+                token(&claims("ana", &["pagamento_2"]))
+            ),
+            "wrong_room",
+        ),
+        (
+            format!(
+                "sse?rooms=lobby,pagamento_1&token={}",
+                mint(
+                    b"another-secret-of-at-least-32-bytes",
+                    &claims("ana", &["pagamento_1"])
+                )
+                .expect("mint")
+            ),
+            "bad_signature",
+        ),
+    ] {
+        let (status, body) = sse_refusal(&server, &path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains(rule), "{path}: {body}");
+        assert!(
+            !body.contains(SECRET_STATUS),
+            "nothing of the room leaks: {body}"
+        );
+    }
+    let admitted = format!(
+        "sse/pagamento_1/?token={}",
+        token(&claims("ana", &["pagamento_*"]))
+    );
+    let mut follower = crate::support::SseFollower::open(&server, &admitted, None).await;
+    assert_eq!(follower.next_message().await, SECRET_STATUS);
+}
