@@ -1,7 +1,8 @@
 //! Settings that cannot work are refused at start, by the binary, naming the flag and the rule.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+
+use tokio::process::Command;
 
 use crate::support::WAIT;
 
@@ -9,41 +10,36 @@ const BINARY: &str = env!("CARGO_BIN_EXE_roomcast-server");
 
 /// Runs the server with `args` and `env` on a free port; returns its exit code and stderr, or
 /// fails the test if it is still running after [`WAIT`] (it accepted the setting).
-fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut child = Command::new(BINARY)
+async fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let child = Command::new(BINARY)
         .args(["--port", "0"])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("start the server");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} {env:?} was accepted: the server kept running");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
+    let Ok(output) = tokio::time::timeout(WAIT, child.wait_with_output()).await else {
+        panic!("{args:?} {env:?} was accepted: the server kept running");
+    };
+    let output = output.expect("output");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 
-#[test]
-fn a_zero_ping_interval_exits_2_naming_the_flag_and_the_rule() {
-    let (code, stderr) = refused(&["--ping-interval", "0s"], &[]);
+#[tokio::test]
+async fn a_zero_ping_interval_exits_2_naming_the_flag_and_the_rule() {
+    let (code, stderr) = refused(&["--ping-interval", "0s"], &[]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--ping-interval"), "{stderr}");
     assert!(stderr.contains("more than 0"), "{stderr}");
 }
 
-#[test]
-fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
+#[tokio::test]
+async fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&["--ping-timeout", "0s"], "--ping-timeout"),
         (&["--write-timeout", "0ms"], "--write-timeout"),
@@ -83,15 +79,15 @@ fn every_setting_that_cannot_work_is_a_usage_error_naming_its_flag() {
         ),
     ];
     for (args, flag) in cases {
-        let (code, stderr) = refused(args, &[]);
+        let (code, stderr) = refused(args, &[]).await;
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?} names {flag}: {stderr}");
     }
     // The environment twin is held to the same rules.
-    let (code, stderr) = refused(&[], &[("ROOMCAST_PING_INTERVAL", "0s")]);
+    let (code, stderr) = refused(&[], &[("ROOMCAST_PING_INTERVAL", "0s")]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--ping-interval"), "{stderr}");
-    let (code, stderr) = refused(&[], &[("ROOMCAST_CHANNELS_LAYER", "pubsub")]);
+    let (code, stderr) = refused(&[], &[("ROOMCAST_CHANNELS_LAYER", "pubsub")]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--channels-layer"), "{stderr}");
 }
