@@ -71,6 +71,16 @@ pub(crate) enum Push {
     Refused,
 }
 
+/// What a push of several frames did.
+#[derive(Debug, Clone, Copy, Default)]
+struct PushedAll {
+    queued: usize,
+    /// Payload bytes of the frames queued.
+    bytes: usize,
+    /// One of them passed the bound: it and the rest were refused.
+    overflowed: bool,
+}
+
 /// What the session should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ready {
@@ -130,6 +140,39 @@ impl Outbox {
             None
         };
         (Push::Queued, waker)
+    }
+
+    /// Queues `frames` in order under one lock, as [`Outbox::push`] would one by one: a frame
+    /// past the bound overflows the outbox and refuses the rest. Hands back the waker to call
+    /// (at most one, however many frames), so the caller can wake outside its own lock.
+    fn push_all_and_take_waker(
+        &self,
+        frames: impl Iterator<Item = Frame>,
+    ) -> (PushedAll, Option<Waker>) {
+        let mut pushed = PushedAll::default();
+        let mut state = self.state();
+        if state.overflowed || state.closed {
+            return (pushed, None);
+        }
+        for frame in frames {
+            let cost = charge_of(&frame);
+            if state.bytes + cost > self.shared.max_bytes {
+                state.overflowed = true;
+                state.frames = VecDeque::new();
+                pushed.overflowed = true;
+                return (pushed, state.waker.take());
+            }
+            state.bytes += cost;
+            pushed.queued += 1;
+            pushed.bytes += frame.payload_len();
+            state.frames.push_back(frame);
+        }
+        let waker = if pushed.queued > 0 && mem::take(&mut state.wants_frames) {
+            state.waker.take()
+        } else {
+            None
+        };
+        (pushed, waker)
     }
 
     /// Waits until frames are queued or the outbox overflowed. Cancel-safe.
@@ -259,6 +302,20 @@ impl FanOut {
             Push::Overflowed => self.overflowed += 1,
             Push::Refused => {}
         }
+        self.keep_waker(waker);
+    }
+
+    /// Pushes `frames` into `outbox` under one lock (a batch of messages for one member) and
+    /// counts what happened.
+    pub(crate) fn push_all(&mut self, outbox: &Outbox, frames: impl Iterator<Item = Frame>) {
+        let (pushed, waker) = outbox.push_all_and_take_waker(frames);
+        self.delivered += pushed.queued;
+        self.bytes += pushed.bytes;
+        self.overflowed += usize::from(pushed.overflowed);
+        self.keep_waker(waker);
+    }
+
+    fn keep_waker(&mut self, waker: Option<Waker>) {
         if let Some(waker) = waker {
             if self.wakers.capacity() == 0 {
                 self.wakers.reserve(FAN_OUT_WAKERS_RESERVED);

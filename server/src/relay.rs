@@ -14,12 +14,14 @@ use tokio::sync::oneshot;
 pub(crate) use self::redis::Notices;
 use self::redis::{Receipt, RedisRelay, RelayError};
 use crate::registry::{Lease, Registry, RoomsFull};
-use crate::room::{Delivery, Room};
+use crate::room::{Delivery, Dispatch, Room};
 
 /// Where a message came from, for `roomcast_messages_published_total{source}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// A session's frame (typed `publish` or tutorial `{"message": ...}`).
+    /// A session's frame (typed `publish` or tutorial `{"message": ...}`). Locally these are
+    /// published [`Dispatch::Batched`]: the session flushes its rooms before it waits again
+    /// (`session/batch.rs`).
     Socket,
     /// Send-test, the publish API or a broadcast.
     Http,
@@ -29,6 +31,14 @@ pub(crate) enum Source {
 }
 
 impl Source {
+    /// When a local publish from this source reaches the members.
+    fn dispatch(self) -> Dispatch {
+        match self {
+            Source::Socket => Dispatch::Batched,
+            Source::Http | Source::Bridge => Dispatch::Now,
+        }
+    }
+
     /// The metric label.
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -112,7 +122,8 @@ impl Relay {
 
     /// **The** publish hook: publishes `text` as `user` to `room`, which the caller holds in
     /// use (a membership or a lease), so it cannot expire meanwhile. Locally it is numbered,
-    /// kept and queued for every member at once, never waiting. With Redis it is only queued,
+    /// kept and queued for every member at once (a session's at the end of its read, see
+    /// [`Source::Socket`]), never waiting. With Redis it is only queued,
     /// behind this node's earlier publishes to the same shard, so one sender's messages keep
     /// their order; `idempotency_key` then deduplicates across nodes (locally the HTTP layer's
     /// cache does).
@@ -125,7 +136,9 @@ impl Relay {
         idempotency_key: Option<&str>,
     ) -> Publishing {
         match self {
-            Relay::Local => Publishing::Done(Ok(room.publish(user, text, source))),
+            Relay::Local => {
+                Publishing::Done(Ok(room.publish(user, text, source, source.dispatch())))
+            }
             Relay::Redis(relay) => Publishing::Waiting {
                 answer: relay.publish(
                     &room.name,

@@ -40,12 +40,25 @@ pub(crate) struct HistoryLimits {
     pub(crate) bytes: usize,
 }
 
+/// When a publish is fanned out to the room's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dispatch {
+    /// Before `publish` returns (HTTP, broadcasts, the bridge).
+    Now,
+    /// At the next [`Room::flush`] or the room's next change of members or publish `Now`,
+    /// whichever comes first: a session publishing several messages from one read hands them
+    /// to each member in one push (one outbox lock and one wake per member, not one per
+    /// message), and flushes before it waits again.
+    Batched,
+}
+
 /// What a publish did.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub(crate) seq: u64,
     pub(crate) epoch: Arc<str>,
-    /// Local sessions the message was queued for.
+    /// Local sessions the message was queued for (for a [`Dispatch::Batched`] publish: the
+    /// sessions in the room when it was numbered, which it will be queued for).
     pub(crate) delivered: usize,
 }
 
@@ -84,6 +97,10 @@ struct RoomState {
     seq: u64,
     epoch: Arc<str>,
     history: History,
+    /// Messages numbered (and in history) but not yet queued for the members: published
+    /// [`Dispatch::Batched`]. Every change of members queues them first, so no member gets a
+    /// message it joined after, and none misses one it was present for.
+    pending: Vec<Arc<Publication>>,
     /// Joins and publishes under way (see `registry::Lease`); the room stays while any is.
     leases: usize,
     /// Relayed rooms: users present on any node, as the relay last said.
@@ -115,6 +132,7 @@ impl Room {
                 seq: 0,
                 epoch,
                 history: History::new(history.entries, history.bytes),
+                pending: Vec::new(),
                 leases: 0,
                 cluster_users: std::collections::BTreeSet::new(),
                 loaded: false,
@@ -147,11 +165,12 @@ impl Room {
         reference: Option<&Ref>,
     ) -> usize {
         let mut state = self.state();
+        let mut fan_out = FanOut::default();
+        state.queue_pending(&mut fan_out);
         let (replay, recovered) =
             state
                 .history
                 .replay(since, &state.epoch, state.seq, self.latest_on_join);
-        let mut fan_out = FanOut::default();
         let follower = member.protocol == Protocol::Sse;
         let joined = || ServerFrame::Joined {
             room: self.name.clone(),
@@ -205,11 +224,18 @@ impl Room {
         key
     }
 
-    /// Numbers `text`, keeps it in history, and queues it for every member. Never waits.
+    /// Numbers `text`, keeps it in history, and queues it for every member, now or batched
+    /// (see [`Dispatch`]). Never waits.
     ///
     /// Only the publish hook (`Relay::publish`) calls this, so every source of messages is
     /// numbered and fanned out the same way.
-    pub(crate) fn publish(&self, user: &UserName, text: &str, source: Source) -> Delivery {
+    pub(crate) fn publish(
+        &self,
+        user: &UserName,
+        text: &str,
+        source: Source,
+        dispatch: Dispatch,
+    ) -> Delivery {
         let mut state = self.state();
         state.seq += 1;
         let published = Arc::new(Publication::new(
@@ -219,23 +245,44 @@ impl Room {
             frames::now_ms(),
             text,
         ));
-        let mut fan_out = FanOut::default();
-        for (_, member) in &state.members {
-            fan_out.push(
-                &member.outbox,
-                published.frame(member.protocol, &state.epoch),
-            );
-        }
         let delivery = Delivery {
             seq: state.seq,
             epoch: state.epoch.clone(),
-            delivered: fan_out.delivered,
+            delivered: state.members.len(),
         };
-        state.history.push(published);
-        drop(state);
+        state.history.push(published.clone());
+        state.pending.push(published);
         self.metrics.record_publish(source);
+        if dispatch == Dispatch::Batched {
+            return delivery;
+        }
+        // Alone (the usual case), the count of queued frames is exact; behind batched
+        // messages of another session, it is the member count above.
+        let alone = state.pending.len() == 1;
+        let mut fan_out = FanOut::default();
+        state.queue_pending(&mut fan_out);
+        drop(state);
         self.record(&fan_out);
+        if alone {
+            return Delivery {
+                delivered: fan_out.delivered,
+                ..delivery
+            };
+        }
         delivery
+    }
+
+    /// Queues the messages published [`Dispatch::Batched`] for every member, one push per
+    /// member; wakes them after the lock is released. Cheap when there are none.
+    pub(crate) fn flush(&self) {
+        let mut state = self.state();
+        if state.pending.is_empty() {
+            return;
+        }
+        let mut fan_out = FanOut::default();
+        state.queue_pending(&mut fan_out);
+        drop(state);
+        self.record(&fan_out);
     }
 
     /// Counts a publish the relay numbered: this room fans it out only when Redis relays it
@@ -249,16 +296,23 @@ impl Room {
     /// true if the room is now unused.
     pub(crate) fn leave(&self, key: usize, reason: LeaveReason, announce: bool) -> bool {
         let mut state = self.state();
+        let mut fan_out = FanOut::default();
+        // The leaver was present for these: it gets them (if it still reads) before it goes.
+        state.queue_pending(&mut fan_out);
         let Some(member) = state.members.try_remove(key) else {
-            return state.is_unused();
+            drop(state);
+            self.record(&fan_out);
+            return self.is_unused();
         };
         if member.protocol != Protocol::Tutorial {
             state.presence_listeners -= 1;
         }
-        let mut fan_out = FanOut::default();
         if member.protocol == Protocol::Sse {
             // Followers were never present: nothing to announce.
-            return state.is_unused();
+            let unused = state.is_unused();
+            drop(state);
+            self.record(&fan_out);
+            return unused;
         }
         let last_session_of_user = match state.presence.get_mut(&member.user) {
             Some(count) if *count > 1 => {
@@ -336,6 +390,21 @@ impl RoomState {
         self.members.is_empty() && self.leases == 0
     }
 
+    /// Queues every pending message for every member, in seq order, one push per member.
+    fn queue_pending(&mut self, fan_out: &mut FanOut) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for (_, member) in &self.members {
+            let frames = self
+                .pending
+                .iter()
+                .map(|message| message.frame(member.protocol, &self.epoch));
+            fan_out.push_all(&member.outbox, frames);
+        }
+        self.pending.clear();
+    }
+
     /// Queues the presence `event` for every typed member (except `user`'s own sessions, when
     /// given) and every SSE follower, each encoding made once.
     fn announce(
@@ -379,3 +448,6 @@ impl RoomState {
         users
     }
 }
+
+#[cfg(test)]
+mod tests;

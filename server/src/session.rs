@@ -8,6 +8,7 @@
 //! so a client that sends a burst still receives its answers, and a busy room never keeps the
 //! loop from reading pongs.
 
+mod batch;
 mod closing;
 mod commands;
 mod decode;
@@ -29,6 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use self::batch::Deferred;
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
 use self::heartbeat::Heartbeat;
@@ -82,6 +84,8 @@ struct Session {
     in_flight: VecDeque<InFlight>,
     /// Joins waiting for their room to be ready on this node (with a relay).
     waiting_joins: WaitingJoins,
+    /// Publishes of the current read not fanned out yet, and their answers (`batch.rs`).
+    deferred: Vec<Deferred>,
     /// The handshake's token, verified (boxed: most sessions have none, and stay small).
     grant: Option<Box<Grant>>,
     rate: RateLimit,
@@ -130,6 +134,7 @@ pub(crate) async fn run(
         memberships: HashMap::new(),
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
+        deferred: Vec::new(),
         grant: start.grant,
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
@@ -178,8 +183,10 @@ impl Session {
         Ok(())
     }
 
-    /// Queues a frame for this session alone (answers, errors).
-    fn queue(&self, frame: Frame) {
+    /// Queues a frame for this session alone (answers, errors), after the session's batched
+    /// publishes, so it arrives in the order the client caused it.
+    fn queue(&mut self, frame: Frame) {
+        self.flush_deferred();
         // An overflow here is noticed by the loop's next wait, like any other.
         let _pushed = self.outbox.push(frame);
     }

@@ -8,6 +8,7 @@ use roomcast_protocol::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, Position, Ref, RoomName, ServerFrame,
 };
 
+use super::batch::Deferred;
 use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::waiting::{MAX_WAITING_JOINS_PER_SESSION, Prepared, Ready};
@@ -92,7 +93,7 @@ impl Session {
         }
     }
 
-    fn refuse(&self, refusal: Refusal) {
+    fn refuse(&mut self, refusal: Refusal) {
         self.state
             .metrics
             .record_refused_frame(refusal.code.as_str());
@@ -106,6 +107,10 @@ impl Session {
     }
 
     fn apply(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+        if !matches!(frame, ClientFrame::Publish { .. }) {
+            // Joins, leaves and pings come after the publishes that were sent before them.
+            self.flush_deferred();
+        }
         match frame {
             ClientFrame::Join {
                 room,
@@ -139,7 +144,7 @@ impl Session {
     /// Checks a typed join of a private room: `token`, else the handshake's. A refusal is
     /// answered with an error frame `forbidden` naming the rule, and nothing of the room.
     fn access_refused(
-        &self,
+        &mut self,
         room: &RoomName,
         token: Option<&str>,
         reference: Option<&Ref>,
@@ -336,6 +341,11 @@ impl Session {
         let relay = &self.state.relay;
         let publishing =
             relay.publish(membership.room(), &self.user, message, Source::Socket, None);
+        if let Publishing::Done(Ok(_)) = publishing {
+            // A local publish from a socket is batched (see `batch.rs`).
+            let room = membership.room().clone();
+            self.defer_room(&room);
+        }
         let sent = InFlight {
             room,
             reference,
@@ -356,11 +366,17 @@ impl Session {
         match outcome {
             Ok(delivery) => {
                 if let (Protocol::Typed, Some(reference)) = (self.protocol, sent.reference) {
-                    self.queue(frames::typed(&ServerFrame::Ack {
+                    let ack = frames::typed(&ServerFrame::Ack {
                         room: sent.room,
                         seq: delivery.seq,
                         reference,
-                    }));
+                    });
+                    if self.has_deferred() {
+                        // After this session's copy of the message, which is batched.
+                        self.deferred.push(Deferred::Answer(ack));
+                    } else {
+                        self.queue(ack);
+                    }
                 }
             }
             Err(e) => self.refuse(

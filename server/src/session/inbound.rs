@@ -52,8 +52,20 @@ impl Session {
         }
     }
 
-    /// Handles every complete frame in the reader, then answers the latest ping, if any.
+    /// Handles every complete frame in the reader, fans out the publishes among them (whatever
+    /// ended the read: the other members must still get what was published), then answers
+    /// the latest ping, if any.
     pub(super) fn handle_batch(
+        &mut self,
+        connection: &mut Connection,
+        heartbeat: &mut Heartbeat,
+    ) -> Result<(), Exit> {
+        let handled = self.handle_frames(connection, heartbeat);
+        self.flush_deferred();
+        handled
+    }
+
+    fn handle_frames(
         &mut self,
         connection: &mut Connection,
         heartbeat: &mut Heartbeat,

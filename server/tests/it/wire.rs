@@ -249,3 +249,105 @@ async fn a_router_served_by_another_server_refuses_upgrades_before_the_101() {
     }
     serving.abort();
 }
+
+#[tokio::test]
+async fn publishes_sent_in_one_write_reach_every_member_in_order_and_each_ack_follows_its_copy() {
+    // A session's publishes of one read are fanned out together (session/batch.rs): every
+    // member must still get each exactly once and in order, and the sender its own copy of a
+    // message before the ack for it.
+    const BURST: u64 = 50;
+    let config = Config {
+        rate_per_second: 0,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut tutorial = server.raw_as("lobby", "tom").await;
+    let mut typed_watcher = server.peer("wen", "lobby").await;
+    let url = server
+        .url
+        .room_socket(&roomcast_protocol::RoomName::new("lobby").expect("valid room"));
+    let mut sender = within(
+        "a typed raw upgrade",
+        RawSocket::connect(
+            &url,
+            Some(roomcast_protocol::v1::SUBPROTOCOL_V1),
+            crate::support::WAIT,
+        ),
+    )
+    .await
+    .expect("typed raw upgrade");
+    let burst: Vec<u8> = (1..=BURST)
+        .flat_map(|i| {
+            let publish = serde_json::json!({
+                "type": "publish", "room": "lobby", "message": format!("m{i}"), "ref": i,
+            });
+            client_frame(opcode::TEXT, publish.to_string().as_bytes())
+        })
+        .collect();
+    // The welcome and the joined answer come first; the burst goes out in one write.
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|t: &String| t.contains(r#""type":"joined""#))
+    {
+        let frame = within("welcome and joined", sender.read_frame())
+            .await
+            .expect("read")
+            .expect("open");
+        seen.push(String::from_utf8_lossy(&frame.payload).into_owned());
+    }
+    within("the burst", sender.stream.write_all(&burst))
+        .await
+        .expect("write the burst");
+
+    let mut copies = 0u64;
+    let mut acks = 0u64;
+    while acks < BURST {
+        let frame = within("the sender's copies and acks", sender.read_frame())
+            .await
+            .expect("read")
+            .expect("the sender's stream stays open");
+        let json: serde_json::Value = serde_json::from_slice(&frame.payload).expect("JSON");
+        match json["type"].as_str() {
+            Some("message") => {
+                copies += 1;
+                assert_eq!(json["message"], format!("m{copies}"), "copies in order");
+            }
+            Some("ack") => {
+                acks += 1;
+                assert_eq!(json["ref"], acks, "acks in order");
+                assert!(
+                    acks <= copies,
+                    "ack {acks} came before the sender's copy of it"
+                );
+            }
+            other => panic!("unexpected frame {other:?}: {json}"),
+        }
+    }
+    assert_eq!(copies, BURST);
+    for i in 1..=BURST {
+        let frame = within("the tutorial member's messages", tutorial.read_frame())
+            .await
+            .expect("read")
+            .expect("open");
+        let json: serde_json::Value = serde_json::from_slice(&frame.payload).expect("JSON");
+        assert_eq!(
+            json["message"],
+            format!("m{i}"),
+            "tutorial member: in order, once"
+        );
+    }
+    let mut typed_seen = 0u64;
+    while typed_seen < BURST {
+        if let roomcast_protocol::v1::ServerFrame::Message(m) =
+            crate::support::next_typed(&mut typed_watcher).await
+        {
+            typed_seen += 1;
+            assert_eq!(
+                m.message,
+                format!("m{typed_seen}"),
+                "typed member: in order, once"
+            );
+        }
+    }
+}
