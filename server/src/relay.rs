@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use self::redis::Notices;
 use self::redis::{Receipt, RedisRelay, RelayError};
+use crate::history::MessageData;
 use crate::registry::{Lease, Registry, RoomsFull};
 use crate::room::{Delivery, Room};
 
@@ -110,7 +111,7 @@ impl Relay {
         matches!(self, Relay::Redis(_))
     }
 
-    /// **The** publish hook: publishes `text` as `user` to `room`, which the caller holds in
+    /// **The** publish hook: publishes `text` (and its `data`) as `user` to `room`, which the caller holds in
     /// use (a membership or a lease), so it cannot expire meanwhile. Locally it is numbered,
     /// kept and queued for every member at once, never waiting. With Redis it is only queued,
     /// behind this node's earlier publishes to the same shard, so one sender's messages keep
@@ -121,16 +122,18 @@ impl Relay {
         room: &Arc<Room>,
         user: &UserName,
         text: &str,
+        data: Option<&MessageData>,
         source: Source,
         idempotency_key: Option<&str>,
     ) -> Publishing {
         match self {
-            Relay::Local => Publishing::Done(Ok(room.publish(user, text, source))),
+            Relay::Local => Publishing::Done(Ok(room.publish(user, text, data, source))),
             Relay::Redis(relay) => Publishing::Waiting {
                 answer: relay.publish(
                     &room.name,
                     user,
                     text,
+                    data,
                     idempotency_key,
                     source != Source::Bridge,
                 ),

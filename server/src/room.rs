@@ -15,7 +15,7 @@ use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserN
 use slab::Slab;
 
 use crate::frames::{self, Protocol};
-use crate::history::{History, Publication};
+use crate::history::{History, MessageData, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 use crate::relay::Source;
@@ -205,19 +205,26 @@ impl Room {
         key
     }
 
-    /// Numbers `text`, keeps it in history, and queues it for every member. Never waits.
+    /// Numbers `text` (with its `data`), keeps it in history, and queues it for every member. Never waits.
     ///
     /// Only the publish hook (`Relay::publish`) calls this, so every source of messages is
     /// numbered and fanned out the same way.
-    pub(crate) fn publish(&self, user: &UserName, text: &str, source: Source) -> Delivery {
+    pub(crate) fn publish(
+        &self,
+        user: &UserName,
+        text: &str,
+        data: Option<&MessageData>,
+        source: Source,
+    ) -> Delivery {
         let mut state = self.state();
         state.seq += 1;
-        let published = Arc::new(Publication::new(
+        let published = Arc::new(Publication::with_data(
             self.name.clone(),
             user.clone(),
             state.seq,
             frames::now_ms(),
             text,
+            data.cloned(),
         ));
         let mut fan_out = FanOut::default();
         for (_, member) in &state.members {
