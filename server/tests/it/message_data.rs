@@ -203,6 +203,9 @@ async fn typed_publish_frames_carry_data_and_bad_data_gets_an_error_frame_naming
                     reference,
                     ..
                 }) => return (code, message, reference),
+                Incoming::Frame(ServerFrame::Message(m)) if m.message == "x" => {
+                    panic!("a publish with bad data was published: {m:?}")
+                }
                 Incoming::Frame(_) => {}
                 other => panic!("session ended: {other:?}"),
             }
