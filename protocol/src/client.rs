@@ -143,6 +143,25 @@ impl Client {
         let frame = ClientFrame::Publish {
             room: room.clone(),
             message: message.to_owned(),
+            data: None,
+            reference,
+        };
+        self.send(&frame).await
+    }
+
+    /// Sends `publish` with structured `data` delivered beside the text (typed members and
+    /// SSE followers get it as the message's `data`).
+    pub async fn publish_with_data(
+        &mut self,
+        room: &RoomName,
+        message: &str,
+        data: serde_json::Map<String, serde_json::Value>,
+        reference: Option<Ref>,
+    ) -> Result<(), ClientError> {
+        let frame = ClientFrame::Publish {
+            room: room.clone(),
+            message: message.to_owned(),
+            data: Some(data),
             reference,
         };
         self.send(&frame).await

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 use crate::error_code::ErrorCode;
 use crate::room::RoomName;
@@ -125,6 +126,13 @@ pub enum ClientFrame {
         room: RoomName,
         /// The chat text.
         message: String,
+        /// Structured fields delivered with the message (a JSON object); see [`RoomMessage::data`].
+        #[serde(
+            default,
+            deserialize_with = "object_data",
+            skip_serializing_if = "Option::is_none"
+        )]
+        data: Option<Map<String, Value>>,
         /// When present, the server answers with an `ack` carrying the message's `seq`.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<Ref>,
@@ -151,6 +159,43 @@ pub struct RoomMessage {
     pub ts: u64,
     /// The chat text.
     pub message: String,
+    /// Structured fields published with the message (a JSON object: an HTTP publish's `data`,
+    /// a typed `publish` frame's `data`, or a Django `group_send`'s fields other than `type`,
+    /// `message` and `user`). Absent when the message has none, so such frames are exactly
+    /// the ones without this field. Tutorial clients never receive it.
+    #[serde(
+        default,
+        deserialize_with = "object_data",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data: Option<Map<String, Value>>,
+}
+
+/// Reads an optional `data` field, refusing anything but a JSON object (or `null`, read as
+/// absent) with an error that names the field.
+fn object_data<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Map<String, Value>>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "data must be a JSON object, not {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+/// A JSON value's kind, for error messages ("a string", "an array", ...).
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Why a member left a room (carried by `leave` events).
@@ -355,12 +400,55 @@ mod tests {
             seq: 3,
             ts: 1_700_000_000_000,
             message: "hi".into(),
+            data: None,
         });
         assert_eq!(
             serde_json::to_string(&frame).ok().as_deref(),
             Some(
                 r#"{"type":"message","room":"lobby","user":"ana","seq":3,"ts":1700000000000,"message":"hi"}"#
             )
+        );
+    }
+
+    #[test]
+    fn data_follows_the_message_and_frames_without_it_are_unchanged() {
+        let with_data = r#"{"type":"message","room":"pay","user":"django","seq":1,"ts":5,"message":"paid","data":{"amount":12.5,"items":[1,2],"status":"approved"}}"#;
+        let frame: ServerFrame = serde_json::from_str(with_data).expect("message with data");
+        let ServerFrame::Message(message) = &frame else {
+            panic!("not a message: {frame:?}");
+        };
+        let data = message.data.as_ref().expect("data kept");
+        assert_eq!(data.get("status"), Some(&Value::from("approved")));
+        assert_eq!(
+            serde_json::to_string(&frame).ok().as_deref(),
+            Some(with_data)
+        );
+        // An old frame (no data) reads as None and writes back byte for byte.
+        let old =
+            r#"{"type":"message","room":"pay","user":"django","seq":1,"ts":5,"message":"paid"}"#;
+        let frame: ServerFrame = serde_json::from_str(old).expect("old message frame");
+        assert_eq!(serde_json::to_string(&frame).ok().as_deref(), Some(old));
+        let null = r#"{"type":"message","room":"pay","user":"u","seq":1,"ts":5,"message":"m","data":null}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerFrame>(null),
+            Ok(ServerFrame::Message(RoomMessage { data: None, .. }))
+        ));
+    }
+
+    #[test]
+    fn a_publish_with_data_that_is_not_an_object_is_refused_naming_the_field() {
+        let ok = r#"{"type":"publish","room":"pay","message":"paid","data":{"status":"approved"}}"#;
+        let frame: ClientFrame = serde_json::from_str(ok).expect("publish with data");
+        assert!(matches!(frame, ClientFrame::Publish { data: Some(_), .. }));
+        assert_eq!(serde_json::to_string(&frame).ok().as_deref(), Some(ok));
+        let bad = r#"{"type":"publish","room":"pay","message":"paid","data":"approved"}"#;
+        let error = serde_json::from_str::<ClientFrame>(bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("data must be a JSON object, not a string"),
+            "{error}"
         );
     }
 }

@@ -47,27 +47,53 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
                 reference
             }),
         (room(), reference()).prop_map(|(room, reference)| ClientFrame::Leave { room, reference }),
-        (room(), any::<String>(), reference()).prop_map(|(room, message, reference)| {
-            ClientFrame::Publish {
+        (room(), any::<String>(), data(), reference()).prop_map(
+            |(room, message, data, reference)| ClientFrame::Publish {
                 room,
                 message,
+                data,
                 reference,
             }
-        }),
+        ),
         reference().prop_map(|reference| ClientFrame::Ping { reference }),
     ]
 }
 
+/// Optional `data`: objects of strings, integers, booleans and nested arrays (floats are left
+/// out: their decimal text need not read back to the same bits).
+fn data() -> impl Strategy<Value = Option<serde_json::Map<String, serde_json::Value>>> {
+    let leaf = prop_oneof![
+        any::<String>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<bool>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+    ];
+    let value = leaf.prop_recursive(2, 8, 4, |inner| {
+        proptest::collection::vec(inner, 0..4).prop_map(serde_json::Value::Array)
+    });
+    proptest::option::of(
+        proptest::collection::btree_map(any::<String>(), value, 0..4)
+            .prop_map(|map| map.into_iter().collect()),
+    )
+}
+
 fn room_message() -> impl Strategy<Value = RoomMessage> {
-    (room(), user(), any::<u64>(), any::<u64>(), any::<String>()).prop_map(
-        |(room, user, seq, ts, message)| RoomMessage {
+    (
+        room(),
+        user(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<String>(),
+        data(),
+    )
+        .prop_map(|(room, user, seq, ts, message, data)| RoomMessage {
             room,
             user,
             seq,
             ts,
             message,
-        },
-    )
+            data,
+        })
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {

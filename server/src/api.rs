@@ -11,6 +11,7 @@ use roomcast_protocol::{
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
+use crate::history::MessageData;
 use crate::room::{Room, RoomStats};
 use crate::state::AppState;
 
@@ -90,6 +91,7 @@ pub(crate) async fn history(
             seq: m.seq,
             ts: m.ts,
             message: m.text.to_string(),
+            data: m.data.as_ref().map(MessageData::to_map),
         })
         .collect();
     Ok(Json(HistoryPage {

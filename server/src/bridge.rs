@@ -5,6 +5,7 @@
 //!
 //! - `group`: which group is which room, and the Redis names channels_redis builds;
 //! - `msgpack`: the layer's message format (decode what Django sends, encode what we forward);
+//! - `json`: a message's other fields as the room message's `data`, and back;
 //! - `pubsub`: `RedisPubSubChannelLayer`: SUBSCRIBE to the groups of the rooms held here; one
 //!   node per room (the holder of a short lease in Redis) publishes what arrives, so a message
 //!   reaches the room once however many nodes hold it;
@@ -21,6 +22,7 @@
 mod core_layer;
 mod forward;
 mod group;
+mod json;
 mod metrics;
 mod msgpack;
 mod pubsub;
@@ -38,9 +40,11 @@ use tracing::{info, warn};
 pub(crate) use self::forward::Forwarder;
 use self::group::{GroupMap, LayerNames};
 pub(crate) use self::group::{check_channels_prefix, check_group_pattern};
+use self::json::Unfit;
 use self::metrics::BridgeMetrics;
 use self::msgpack::{Decoded, Incoming, Rejected};
 use crate::config::{ChannelsLayer, Config};
+use crate::history::MessageData;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::relay::redis::RedisRelay;
@@ -119,6 +123,7 @@ struct Context {
     group_expiry: Duration,
     publishing: Arc<Semaphore>,
     rejected_seen: Mutex<HashSet<Rejected>>,
+    dropped_seen: Mutex<HashSet<Unfit>>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -164,6 +169,7 @@ impl Bridge {
             group_expiry: channels.channels_group_expiry,
             publishing: Arc::new(Semaphore::new(MAX_PUBLISHES_IN_FLIGHT)),
             rejected_seen: Mutex::new(HashSet::new()),
+            dropped_seen: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         });
@@ -222,14 +228,23 @@ impl Context {
     ) {
         let decoded = msgpack::decode(payload, random_prefix, self.max_payload_bytes, &self.origin)
             .and_then(|decoded| match decoded {
-                Decoded::Message(m) if m.text.len() > self.max_text_bytes => {
+                // The same bound as an HTTP publish: text and data's compact JSON together.
+                Decoded::Message(m)
+                    if m.text.len() + m.data.as_ref().map_or(0, MessageData::len)
+                        > self.max_text_bytes =>
+                {
                     Err(Rejected::TooLarge)
                 }
                 other => Ok(other),
             });
         match decoded {
             Ok(Decoded::Echo) => {}
-            Ok(Decoded::Message(incoming)) if publish => self.publish(room, incoming).await,
+            Ok(Decoded::Message(incoming)) if publish => {
+                for unfit in &incoming.dropped {
+                    self.drop_field(&room, *unfit);
+                }
+                self.publish(room, incoming).await;
+            }
             Ok(Decoded::Message(_)) => {}
             Err(kind) => self.reject(&room, kind),
         }
@@ -244,6 +259,19 @@ impl Context {
             .insert(kind);
         if first {
             warn!(%room, kind = kind.label(), "ignoring a Channels group message roomcast cannot read (logged once per kind; counted in roomcast_bridge_rejected_total)");
+        }
+    }
+
+    /// A field of a published message that JSON cannot hold was left out of its `data`.
+    fn drop_field(&self, room: &RoomName, kind: Unfit) {
+        self.metrics.record_dropped_field(kind.label());
+        let first = self
+            .dropped_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(kind);
+        if first {
+            warn!(%room, kind = kind.label(), "a Channels message field has no JSON form; published the message without it (logged once per kind; counted in roomcast_bridge_dropped_fields_total)");
         }
     }
 
@@ -263,6 +291,7 @@ impl Context {
             lease.room(),
             &incoming.user,
             &incoming.text,
+            incoming.data.as_ref(),
             Source::Bridge,
             None,
         );

@@ -34,11 +34,12 @@ pub(crate) const MAX_BROADCAST_ROOMS: usize = 1000;
 struct BroadcastRequest {
     rooms: Vec<String>,
     message: Option<String>,
+    data: Option<serde_json::Value>,
     user: Option<String>,
     idempotency_key: Option<String>,
 }
 
-/// `POST /api/broadcast` with `{rooms: [...], message, user?, idempotency_key?}`.
+/// `POST /api/broadcast` with `{rooms: [...], message, data?, user?, idempotency_key?}`.
 pub(crate) async fn broadcast(
     State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<PeerAddr>>,
@@ -99,6 +100,7 @@ fn read(
         state,
         PublishRequest {
             message: request.message,
+            data: request.data,
             user: request.user,
             idempotency_key: request.idempotency_key,
         },

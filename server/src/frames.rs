@@ -8,7 +8,7 @@ use roomcast_protocol::{
 };
 use serde::Serialize;
 
-use crate::history::Publication;
+use crate::history::{MessageData, Publication};
 pub(crate) use crate::websocket::Frame;
 use crate::websocket::HEADER_ROOM_BYTES;
 
@@ -65,24 +65,30 @@ struct MessageOut<'a> {
     seq: u64,
     ts: u64,
     message: &'a str,
+    /// Embedded as its already-encoded JSON; absent (not `null`) without data, so messages
+    /// without data encode exactly as before `data` existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a MessageData>,
 }
 
-/// A chat message as `protocol` members receive it.
+/// A chat message as `protocol` members receive it. Tutorial members get no `data`: the
+/// Channels tutorial's page reads `message` only, and its frames keep their documented shape.
 pub(crate) fn message(published: &Publication, protocol: Protocol) -> Frame {
-    let text_bytes = published.text.len();
+    let (kind, data) = match protocol {
+        Protocol::Typed | Protocol::Sse => (Some("message"), published.data.as_ref()),
+        Protocol::Tutorial => (None, None),
+    };
     encode(
         &MessageOut {
-            kind: match protocol {
-                Protocol::Typed | Protocol::Sse => Some("message"),
-                Protocol::Tutorial => None,
-            },
+            kind,
             room: &published.room,
             user: &published.user,
             seq: published.seq,
             ts: published.ts,
             message: &published.text,
+            data,
         },
-        text_bytes,
+        published.body_bytes(),
     )
 }
 
@@ -96,6 +102,7 @@ pub(crate) fn write_typed_message(published: &Publication, buffer: &mut Vec<u8>)
         seq: published.seq,
         ts: published.ts,
         message: &published.text,
+        data: published.data.as_ref(),
     };
     if let Err(e) = serde_json::to_writer(buffer, &out) {
         tracing::error!(error = %e, "could not encode a message");
@@ -150,7 +157,47 @@ mod tests {
             seq: 7,
             ts: 1_700_000_000_000,
             message: "hi \"there\"".into(),
+            data: None,
         }
+    }
+
+    fn payment() -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(r#"{"status":"approved","amount":12.5,"items":[1,2]}"#)
+            .expect("object")
+    }
+
+    #[test]
+    fn typed_frames_carry_data_and_tutorial_frames_do_not() {
+        let room = RoomName::new("lobby").expect("valid room");
+        let user = UserName::new("ana").expect("valid user");
+        let data = MessageData::from_map(&payment());
+        let published = Publication::with_data(room, user, 7, 1, "paid", Some(data));
+        let typed = message(&published, Protocol::Typed);
+        let decoded: ServerFrame = serde_json::from_slice(typed.payload()).expect("typed decodes");
+        assert!(
+            matches!(&decoded, ServerFrame::Message(m) if m.data == Some(payment())),
+            "{decoded:?}"
+        );
+        let tutorial = message(&published, Protocol::Tutorial);
+        let value: serde_json::Value =
+            serde_json::from_slice(tutorial.payload()).expect("tutorial decodes");
+        assert_eq!(value.get("data"), None);
+        assert_eq!(value["message"], "paid");
+        let mut sse = Vec::new();
+        write_typed_message(&published, &mut sse);
+        let decoded: ServerFrame = serde_json::from_slice(&sse).expect("sse json decodes");
+        assert!(matches!(decoded, ServerFrame::Message(m) if m.data == Some(payment())));
+    }
+
+    #[test]
+    fn a_message_without_data_encodes_as_before_data_existed() {
+        let typed = message(&sample(), Protocol::Typed);
+        assert_eq!(
+            std::str::from_utf8(typed.payload()).ok(),
+            Some(
+                r#"{"type":"message","room":"lobby","user":"ana","seq":7,"ts":1700000000000,"message":"hi \"there\""}"#
+            )
+        );
     }
 
     #[test]

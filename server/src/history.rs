@@ -1,10 +1,13 @@
 //! A room's recent messages, bounded in count and bytes, and the frames each one encodes to.
 
+mod data;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use roomcast_protocol::{Position, RoomName, UserName};
 
+pub(crate) use self::data::MessageData;
 use crate::frames::{self, Frame, Protocol};
 
 /// Bytes charged per history entry beyond its text and encodings: the JSON envelope (room,
@@ -21,19 +24,37 @@ pub(crate) struct Publication {
     pub(crate) seq: u64,
     pub(crate) ts: u64,
     pub(crate) text: Box<str>,
+    /// Structured fields beside the text: in typed frames, SSE events, history and the relay;
+    /// never in tutorial frames (the Channels tutorial page shows `message` only).
+    pub(crate) data: Option<MessageData>,
     typed: OnceLock<Frame>,
     tutorial: OnceLock<Frame>,
     sse: OnceLock<Frame>,
 }
 
 impl Publication {
+    /// A message without data (tests build these).
+    #[cfg(test)]
     pub(crate) fn new(room: RoomName, user: UserName, seq: u64, ts: u64, text: &str) -> Self {
+        Self::with_data(room, user, seq, ts, text, None)
+    }
+
+    /// A message with `data` beside its text.
+    pub(crate) fn with_data(
+        room: RoomName,
+        user: UserName,
+        seq: u64,
+        ts: u64,
+        text: &str,
+        data: Option<MessageData>,
+    ) -> Self {
         Self {
             room,
             user,
             seq,
             ts,
             text: text.into(),
+            data,
             typed: OnceLock::new(),
             tutorial: OnceLock::new(),
             sse: OnceLock::new(),
@@ -58,9 +79,16 @@ impl Publication {
         .clone()
     }
 
-    /// What this entry costs in history: the text, the three possible encodings, and the rest.
+    /// The text's and the data's bytes: what a message's encodings grow with.
+    pub(crate) fn body_bytes(&self) -> usize {
+        self.text.len() + self.data.as_ref().map_or(0, MessageData::len)
+    }
+
+    /// What this entry costs in history: the text and data, the three possible encodings
+    /// (the tutorial's has no data), and the rest.
     fn charged_bytes(&self) -> usize {
-        4 * self.text.len() + ENTRY_OVERHEAD_BYTES
+        let data_bytes = self.data.as_ref().map_or(0, MessageData::len);
+        4 * self.text.len() + 3 * data_bytes + ENTRY_OVERHEAD_BYTES
     }
 }
 

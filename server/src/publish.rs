@@ -11,9 +11,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roomcast_protocol::{ErrorCode, PublishReceipt, RoomName, UserName};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api_error::ApiError;
 use crate::auth::{PeerAddr, authorize_publish};
+use crate::history::MessageData;
 use crate::idempotency::{Keyed, MAX_IDEMPOTENCY_KEY_BYTES};
 use crate::registry::Lease;
 use crate::relay::{Publishing, Source};
@@ -27,6 +29,9 @@ pub(crate) const HTTP_USER: &str = "server";
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct PublishRequest {
     pub(crate) message: Option<String>,
+    /// Any JSON here; [`check`] refuses what is not an object, naming the field (a form or
+    /// query string can only give a string, so `data` needs a JSON body).
+    pub(crate) data: Option<serde_json::Value>,
     pub(crate) user: Option<String>,
     pub(crate) idempotency_key: Option<String>,
 }
@@ -104,7 +109,8 @@ pub(crate) fn authorize_room(state: &AppState, room: &str) -> Result<(), ApiErro
 }
 
 /// `POST /chat/{room}/send-test/` and `POST /api/rooms/{room}/messages`, with a JSON body
-/// (`{"message": ..., "user"?: ..., "idempotency_key"?: ...}`) or the same fields as a form.
+/// (`{"message": ..., "data"?: {...}, "user"?: ..., "idempotency_key"?: ...}`) or the same
+/// fields as a form (without `data`).
 pub(crate) async fn post_message(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -171,11 +177,13 @@ pub(crate) fn too_large(rejection: &BytesRejection) -> ApiError {
     )
 }
 
-/// What every HTTP publish checks before publishing anything: the message is there and within
+/// What every HTTP publish checks before publishing anything: the message is there, `data`
+/// (if any) is a JSON object, the text and the data's compact JSON together are within
 /// `--max-message-bytes`, the user name is valid, the key is of an accepted length, and the
 /// server is not shutting down.
 pub(crate) struct Checked {
     pub(crate) message: String,
+    pub(crate) data: Option<MessageData>,
     pub(crate) user: UserName,
     pub(crate) idempotency_key: Option<String>,
 }
@@ -187,15 +195,35 @@ pub(crate) fn check(state: &AppState, request: PublishRequest) -> Result<Checked
             "no message: send ?message=<text>, a JSON {\"message\": ...} or a form field message",
         ));
     };
+    let data = match request.data {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(MessageData::from_map(&map)),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidFrame,
+                format!(
+                    "data must be a JSON object, not {}: send {{\"message\": \"...\", \"data\": {{...}}}} as application/json",
+                    json_kind(&other)
+                ),
+            ));
+        }
+    };
     let limit = state.config.max_message_bytes;
-    if message.len() > limit {
+    let data_bytes = data.as_ref().map_or(0, MessageData::len);
+    if message.len() + data_bytes > limit {
+        let what = if data.is_some() {
+            format!(
+                "message and data are {} bytes ({} of text, {data_bytes} of data as compact JSON)",
+                message.len() + data_bytes,
+                message.len()
+            )
+        } else {
+            format!("message is {} bytes", message.len())
+        };
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
-            format!(
-                "message is {} bytes; the limit is {limit} (--max-message-bytes)",
-                message.len()
-            ),
+            format!("{what}; the limit is {limit} (--max-message-bytes)"),
         ));
     }
     let user = UserName::new(request.user.as_deref().unwrap_or(HTTP_USER))
@@ -213,6 +241,7 @@ pub(crate) fn check(state: &AppState, request: PublishRequest) -> Result<Checked
     }
     Ok(Checked {
         message,
+        data,
         user,
         idempotency_key: request.idempotency_key,
     })
@@ -269,6 +298,7 @@ pub(crate) fn start_publish(state: &AppState, lease: &Lease, checked: &Checked) 
         lease.room(),
         &checked.user,
         &checked.message,
+        checked.data.as_ref(),
         Source::Http,
         relayed_key,
     )
@@ -293,6 +323,18 @@ pub(crate) async fn receipt(
         epoch: epoch.to_string(),
         delivered,
     })
+}
+
+/// A JSON value's kind, for the message refusing it ("a string", "an array", ...).
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use self::redis::Notices;
 use self::redis::{Receipt, RedisRelay, RelayError};
+use crate::history::MessageData;
 use crate::registry::{Lease, Registry, RoomsFull};
 use crate::room::{Delivery, Dispatch, Room};
 
@@ -120,7 +121,7 @@ impl Relay {
         matches!(self, Relay::Redis(_))
     }
 
-    /// **The** publish hook: publishes `text` as `user` to `room`, which the caller holds in
+    /// **The** publish hook: publishes `text` (and its `data`) as `user` to `room`, which the caller holds in
     /// use (a membership or a lease), so it cannot expire meanwhile. Locally it is numbered,
     /// kept and queued for every member at once (a session's at the end of its read, see
     /// [`Source::Socket`]), never waiting. With Redis it is only queued,
@@ -132,18 +133,24 @@ impl Relay {
         room: &Arc<Room>,
         user: &UserName,
         text: &str,
+        data: Option<&MessageData>,
         source: Source,
         idempotency_key: Option<&str>,
     ) -> Publishing {
         match self {
-            Relay::Local => {
-                Publishing::Done(Ok(room.publish(user, text, source, source.dispatch())))
-            }
+            Relay::Local => Publishing::Done(Ok(room.publish(
+                user,
+                text,
+                data,
+                source,
+                source.dispatch(),
+            ))),
             Relay::Redis(relay) => Publishing::Waiting {
                 answer: relay.publish(
                     &room.name,
                     user,
                     text,
+                    data,
                     idempotency_key,
                     source != Source::Bridge,
                 ),

@@ -15,7 +15,7 @@ use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserN
 use slab::Slab;
 
 use crate::frames::{self, Protocol};
-use crate::history::{History, Publication};
+use crate::history::{History, MessageData, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
 use crate::relay::Source;
@@ -224,8 +224,8 @@ impl Room {
         key
     }
 
-    /// Numbers `text`, keeps it in history, and queues it for every member, now or batched
-    /// (see [`Dispatch`]). Never waits.
+    /// Numbers `text` (with its `data`), keeps it in history, and queues it for every member,
+    /// now or batched (see [`Dispatch`]). Never waits.
     ///
     /// Only the publish hook (`Relay::publish`) calls this, so every source of messages is
     /// numbered and fanned out the same way.
@@ -233,17 +233,19 @@ impl Room {
         &self,
         user: &UserName,
         text: &str,
+        data: Option<&MessageData>,
         source: Source,
         dispatch: Dispatch,
     ) -> Delivery {
         let mut state = self.state();
         state.seq += 1;
-        let published = Arc::new(Publication::new(
+        let published = Arc::new(Publication::with_data(
             self.name.clone(),
             user.clone(),
             state.seq,
             frames::now_ms(),
             text,
+            data.cloned(),
         ));
         let delivery = Delivery {
             seq: state.seq,

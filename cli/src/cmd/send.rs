@@ -200,6 +200,7 @@ pub async fn run(ctx: &Ctx, config: SendConfig) -> Result<Code> {
                     let frame = ClientFrame::Publish {
                         room: config.room.clone(),
                         message: text,
+                        data: None,
                         reference: Some(Ref::Number(sent)),
                     };
                     sender.send(&frame).await.context("sending a message")?;

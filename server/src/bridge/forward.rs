@@ -1,5 +1,6 @@
 //! `--channels-forward`: every message published in a mapped room (not one from Django) is
-//! `group_send` into its group as `{"type": "chat.message", "message": ..., "user": ...}`.
+//! `group_send` into its group as `{"type": "chat.message", "message": ..., "user": ...}`,
+//! with the message's `data` fields beside those (never replacing them).
 //!
 //! The relay's writer hands a message here once Redis has numbered it, on the node where it
 //! was published, so it is forwarded once cluster-wide. One task sends them in order with the
@@ -21,6 +22,7 @@ use super::metrics::BridgeMetrics;
 use super::msgpack::{encode, with_random_prefix};
 use super::{Context, connect, unix_seconds, within};
 use crate::config::ChannelsLayer;
+use crate::history::MessageData;
 
 /// Messages waiting to be forwarded. Past it new ones are not forwarded (counted as
 /// `forward_full`) rather than queued without bound behind a slow Redis.
@@ -59,6 +61,7 @@ struct Forward {
     group: String,
     user: UserName,
     text: Box<str>,
+    data: Option<MessageData>,
 }
 
 /// The handle the relay's writer holds: queues a message without waiting.
@@ -70,8 +73,15 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    /// Queues `text` from `user` in `room` for its group, if the room is mapped.
-    pub(crate) fn forward(&self, room: &RoomName, user: &UserName, text: &str) {
+    /// Queues `text` (and its `data`) from `user` in `room` for its group, if the room is
+    /// mapped.
+    pub(crate) fn forward(
+        &self,
+        room: &RoomName,
+        user: &UserName,
+        text: &str,
+        data: Option<&MessageData>,
+    ) {
         let Some(group) = self.groups.group_of(room) else {
             return;
         };
@@ -80,6 +90,7 @@ impl Forwarder {
             group,
             user: user.clone(),
             text: text.into(),
+            data: data.cloned(),
         };
         if self.queue.try_send(forward).is_err() {
             self.metrics.record_error("forward_full");
@@ -143,7 +154,14 @@ async fn publish(
     forward: &Forward,
 ) -> redis::RedisResult<()> {
     let channel = context.names.pubsub_group_channel(&forward.group);
-    let body = encode(forward.user.as_str(), &forward.text, &context.origin, None);
+    let data = forward.data.as_ref().map(MessageData::to_map);
+    let body = encode(
+        forward.user.as_str(),
+        &forward.text,
+        data.as_ref(),
+        &context.origin,
+        None,
+    );
     let _receivers: i64 = within(
         redis::cmd("PUBLISH")
             .arg(channel)
@@ -194,10 +212,12 @@ async fn group_send(
     for key in by_key.keys() {
         invocation.key(key);
     }
+    let data = forward.data.as_ref().map(MessageData::to_map);
     for channels in by_key.values() {
         let body = encode(
             forward.user.as_str(),
             &forward.text,
+            data.as_ref(),
             &context.origin,
             Some(channels),
         );

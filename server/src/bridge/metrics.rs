@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::json::Unfit;
 use super::msgpack::Rejected;
 
 type KindLabel = [(&'static str, &'static str); 1];
@@ -31,6 +32,7 @@ pub(crate) struct BridgeMetrics {
     received: Counter<u64, AtomicU64>,
     forwarded: Counter<u64, AtomicU64>,
     rejected: Family<KindLabel, Counter<u64, AtomicU64>>,
+    dropped_fields: Family<KindLabel, Counter<u64, AtomicU64>>,
     errors: Family<KindLabel, Counter<u64, AtomicU64>>,
 }
 
@@ -44,10 +46,16 @@ impl BridgeMetrics {
             received: Counter::default(),
             forwarded: Counter::default(),
             rejected: Family::default(),
+            dropped_fields: Family::default(),
             errors: Family::default(),
         };
         for kind in Rejected::ALL {
             let _ = metrics.rejected.get_or_create(&[("kind", kind.label())]);
+        }
+        for kind in Unfit::ALL {
+            let _ = metrics
+                .dropped_fields
+                .get_or_create(&[("kind", kind.label())]);
         }
         for kind in ERROR_KINDS {
             let _ = metrics.errors.get_or_create(&[("kind", kind)]);
@@ -84,6 +92,11 @@ impl BridgeMetrics {
             metrics.rejected.clone(),
         );
         registry.register(
+            "bridge_dropped_fields",
+            "Fields of published Channels messages left out of their data (no JSON form), by kind; each kind is logged once",
+            metrics.dropped_fields.clone(),
+        );
+        registry.register(
             "bridge_errors",
             "Bridge operations that failed, by kind",
             metrics.errors.clone(),
@@ -114,6 +127,10 @@ impl BridgeMetrics {
 
     pub(crate) fn record_rejected(&self, kind: &'static str) {
         self.rejected.get_or_create(&[("kind", kind)]).inc();
+    }
+
+    pub(crate) fn record_dropped_field(&self, kind: &'static str) {
+        self.dropped_fields.get_or_create(&[("kind", kind)]).inc();
     }
 
     pub(crate) fn record_error(&self, kind: &'static str) {

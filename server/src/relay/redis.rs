@@ -40,6 +40,7 @@ use self::metrics::RelayMetrics;
 pub(crate) use self::notices::Notices;
 use self::scripts::Scripts;
 use crate::config::Config;
+use crate::history::MessageData;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -94,6 +95,7 @@ pub(crate) struct PublishRequest {
     room: RoomName,
     user: UserName,
     text: Box<str>,
+    data: Option<MessageData>,
     idempotency_key: Option<String>,
     /// Handed to the bridge's forwarder once Redis published it (`--channels-forward`).
     forward: bool,
@@ -294,6 +296,7 @@ impl RedisRelay {
         room: &RoomName,
         user: &UserName,
         text: &str,
+        data: Option<&MessageData>,
         idempotency_key: Option<&str>,
         forward: bool,
     ) -> oneshot::Receiver<Result<Receipt, RelayError>> {
@@ -304,6 +307,7 @@ impl RedisRelay {
                 room: room.clone(),
                 user: user.clone(),
                 text: text.into(),
+                data: data.cloned(),
                 idempotency_key: idempotency_key.map(str::to_owned),
                 forward,
                 reply,

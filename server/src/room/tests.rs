@@ -46,7 +46,7 @@ fn texts(outbox: &Outbox) -> Vec<String> {
 }
 
 fn publish(room: &Room, text: &str, dispatch: Dispatch) -> Delivery {
-    room.publish(&user("ana"), text, Source::Socket, dispatch)
+    room.publish(&user("ana"), text, None, Source::Socket, dispatch)
 }
 
 #[test]

@@ -14,6 +14,7 @@ use super::rate::Admit;
 use super::waiting::{MAX_WAITING_JOINS_PER_SESSION, Prepared, Ready};
 use super::{Exit, Session};
 use crate::frames::{self, Protocol};
+use crate::history::MessageData;
 use crate::registry::Lease;
 use crate::relay::{PublishError, Publishing, Source};
 use crate::room::{Delivery, Member};
@@ -127,9 +128,13 @@ impl Session {
             ClientFrame::Publish {
                 room,
                 message,
+                data,
                 reference,
             } => {
-                self.publish(room, &message, reference);
+                // The frame bound (`--max-message-bytes`) already covers text and data: the
+                // compact encoding kept is never longer than the JSON the frame carried.
+                let data = data.as_ref().map(MessageData::from_map);
+                self.publish(room, &message, data.as_ref(), reference);
             }
             ClientFrame::Ping { reference } => {
                 self.queue(frames::typed(&ServerFrame::Pong {
@@ -303,18 +308,25 @@ impl Session {
         }
     }
 
-    fn publish(&mut self, room: RoomName, message: &str, reference: Option<Ref>) {
+    fn publish(
+        &mut self,
+        room: RoomName,
+        message: &str,
+        data: Option<&MessageData>,
+        reference: Option<Ref>,
+    ) {
         if !self.memberships.contains_key(&room) {
             self.refuse(not_joined(room, reference));
             return;
         }
-        self.publish_in(room, message, reference);
+        self.publish_in(room, message, data, reference);
     }
 
-    /// A tutorial session publishes to the one room in its URL.
+    /// A tutorial session publishes to the one room in its URL (text only: the tutorial's
+    /// frames have no `data`).
     fn publish_to_url_room(&mut self, message: &str) {
         if let Some(room) = self.memberships.keys().next().cloned() {
-            self.publish_in(room, message, None);
+            self.publish_in(room, message, None, None);
         }
     }
 
@@ -322,7 +334,13 @@ impl Session {
     /// answered at once; a relayed one is queued and the loop reads its answer later (see
     /// [`next_answer`]), so pings and other rooms keep flowing meanwhile, and this session's
     /// messages keep their order (the relay sends them in the order queued).
-    fn publish_in(&mut self, room: RoomName, message: &str, reference: Option<Ref>) {
+    fn publish_in(
+        &mut self,
+        room: RoomName,
+        message: &str,
+        data: Option<&MessageData>,
+        reference: Option<Ref>,
+    ) {
         let Some(membership) = self.memberships.get(&room) else {
             return;
         };
@@ -339,8 +357,14 @@ impl Session {
             return;
         }
         let relay = &self.state.relay;
-        let publishing =
-            relay.publish(membership.room(), &self.user, message, Source::Socket, None);
+        let publishing = relay.publish(
+            membership.room(),
+            &self.user,
+            message,
+            data,
+            Source::Socket,
+            None,
+        );
         if let Publishing::Done(Ok(_)) = publishing {
             // A local publish from a socket is batched (see `batch.rs`).
             let room = membership.room().clone();

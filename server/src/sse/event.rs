@@ -48,7 +48,7 @@ fn encode(
 /// position after it in `epoch`.
 pub(crate) fn message(published: &Publication, epoch: &str) -> Frame {
     let position = Position::of(&published.room, epoch, published.seq);
-    let mut buffer = Vec::with_capacity(EVENT_ENVELOPE_BYTES + published.text.len());
+    let mut buffer = Vec::with_capacity(EVENT_ENVELOPE_BYTES + published.body_bytes());
     buffer.extend_from_slice(format!("id: {position}\nevent: message\ndata: ").as_bytes());
     frames::write_typed_message(published, &mut buffer);
     buffer.extend_from_slice(b"\n\n");

@@ -4,6 +4,12 @@ layer, used the way a Django app uses it.
     python channels_app.py LAYER REDIS_URL PREFIX send GROUP TEXT...
         async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "chat.message",
         "message": TEXT}) for each TEXT, in order; prints "sent N".
+    python channels_app.py LAYER REDIS_URL PREFIX send-json GROUP JSON...
+        group_send(GROUP, json.loads(JSON)) for each JSON object, in order (a message with
+        fields beside "type" and "message"); prints "sent N".
+    python channels_app.py LAYER REDIS_URL PREFIX send-unfit GROUP
+        group_send(GROUP, ...) of one message "unfit" whose fields include bytes and NaN,
+        which JSON cannot hold, beside "status": "kept"; prints "sent 1".
     python channels_app.py LAYER REDIS_URL PREFIX consume GROUP
         new_channel, group_add(GROUP), prints "ready CHANNEL", then one JSON line per message
         received, until killed.
@@ -60,6 +66,25 @@ def send(group, texts):
     print(f"sent {len(texts)}", flush=True)
 
 
+def send_messages(group, messages):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    for message in messages:
+        async_to_sync(layer.group_send)(group, message)
+    print(f"sent {len(messages)}", flush=True)
+
+
+UNFIT = {
+    "type": "chat.message",
+    "message": "unfit",
+    "status": "kept",
+    "receipt": b"\x00\x01",
+    "ratio": float("nan"),
+}
+
+
 async def consume(group):
     from channels.layers import get_channel_layer
 
@@ -111,6 +136,10 @@ def main():
     configure(layer, url, prefix)
     if command == "send":
         send(group, rest)
+    elif command == "send-json":
+        send_messages(group, [json.loads(text) for text in rest])
+    elif command == "send-unfit":
+        send_messages(group, [UNFIT])
     elif command == "consume":
         asyncio.run(consume(group))
     elif command == "bench":

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use roomcast_protocol::TutorialClient;
+use roomcast_protocol::{Client, ServerFrame, TutorialClient, TutorialFrame};
 use roomcast_server::Config;
 use roomcast_server::config::{ChannelsConfig, ChannelsLayer};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -15,7 +15,7 @@ use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 
 use crate::redis_support::{NodeProcess, RedisServer, relayed, wait_ready};
-use crate::support::{TestServer, eventually, next_text, room, within};
+use crate::support::{TestServer, eventually, next_text, next_tutorial, room, wait_for, within};
 
 const GROUP: &str = "chat_lobby";
 const ROOM: &str = "lobby";
@@ -289,6 +289,130 @@ async fn pubsub_room_messages_reach_a_channels_consumer_once_and_never_come_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_room_messages_reach_a_channels_consumer_once_and_never_come_back() {
     room_messages_reach_a_consumer_once_and_do_not_come_back(ChannelsLayer::Core).await;
+}
+
+/// The payment-room use case: a Django view's `group_send` with fields beside the text.
+const PAYMENT: &str =
+    r#"{"type":"chat.message","message":"paid","status":"approved","amount":12.5,"items":[1,2]}"#;
+
+fn payment_data() -> serde_json::Value {
+    serde_json::json!({"status": "approved", "amount": 12.5, "items": [1, 2]})
+}
+
+/// The next chat message of a typed client: its text and data (as JSON, `null` when absent).
+async fn typed_message(client: &mut Client) -> (String, serde_json::Value) {
+    wait_for(client, "a message frame", |frame| match frame {
+        ServerFrame::Message(m) => Some((
+            m.message.clone(),
+            m.data
+                .clone()
+                .map_or(serde_json::Value::Null, serde_json::Value::Object),
+        )),
+        _ => None,
+    })
+    .await
+}
+
+async fn group_send_fields_become_data_on_two_nodes(layer: ChannelsLayer) {
+    let redis = RedisServer::start().await;
+    let django = Django::new(layer, &redis).await;
+    let a = bridged_node(&redis, layer, false).await;
+    let b = bridged_node(&redis, layer, false).await;
+    let mut typed = vec![a.peer("ana", ROOM).await, b.peer("bob", ROOM).await];
+    let mut tutorial = b.tutorial(ROOM).await;
+    wait_bridged(&[&a, &b], layer).await;
+
+    django.run("send-json", &[PAYMENT]).await;
+    for member in &mut typed {
+        assert_eq!(
+            typed_message(member).await,
+            ("paid".to_owned(), payment_data())
+        );
+    }
+    match next_tutorial(&mut tutorial).await {
+        TutorialFrame::Message(m) => {
+            assert_eq!(m.message, "paid");
+            assert_eq!(m.data, None, "tutorial members get the text only");
+        }
+        other => panic!("expected a chat message, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_group_send_fields_reach_typed_members_on_two_nodes_as_data() {
+    group_send_fields_become_data_on_two_nodes(ChannelsLayer::Pubsub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_group_send_fields_reach_typed_members_on_two_nodes_as_data() {
+    group_send_fields_become_data_on_two_nodes(ChannelsLayer::Core).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_json_cannot_hold_are_dropped_and_counted_and_the_message_still_arrives() {
+    let layer = ChannelsLayer::Pubsub;
+    let redis = RedisServer::start().await;
+    let django = Django::new(layer, &redis).await;
+    let node = bridged_node(&redis, layer, false).await;
+    let mut member = node.peer("ana", ROOM).await;
+    wait_bridged(&[&node], layer).await;
+
+    django.run("send-unfit", &[]).await;
+    assert_eq!(
+        typed_message(&mut member).await,
+        ("unfit".to_owned(), serde_json::json!({"status": "kept"}))
+    );
+    for kind in ["binary", "not_finite"] {
+        let name = format!("roomcast_bridge_dropped_fields_total{{kind=\"{kind}\"}}");
+        assert_eq!(metric(&node, &name).await, Some(1.0), "{name}");
+    }
+    assert_eq!(
+        metric(&node, "roomcast_bridge_rejected_total{kind=\"not_map\"}").await,
+        Some(0.0),
+        "the message itself was not refused"
+    );
+}
+
+async fn forwarded_messages_keep_their_data(layer: ChannelsLayer) {
+    let redis = RedisServer::start().await;
+    let django = Django::new(layer, &redis).await;
+    let node = bridged_node(&redis, layer, true).await;
+    let mut consumer = django.consumer().await;
+    let _member = node.member(ROOM).await;
+    wait_bridged(&[&node], layer).await;
+
+    let response = within(
+        "publish",
+        node.http()
+            .post(node.http_url(&format!("api/rooms/{ROOM}/messages")))
+            .json(&serde_json::json!({
+                "message": "paid",
+                "user": "shop",
+                // A data field named like one of the dict's own never replaces it.
+                "data": {"status": "approved", "amount": 12.5, "items": [1, 2], "type": "x"},
+            }))
+            .send(),
+    )
+    .await
+    .expect("publish request");
+    assert!(response.status().is_success(), "{}", response.status());
+    let message = consumer.next().await;
+    assert_eq!(message["type"], "chat.message", "{message}");
+    assert_eq!(message["message"], "paid", "{message}");
+    assert_eq!(message["user"], "shop", "{message}");
+    for (field, value) in payment_data().as_object().into_iter().flatten() {
+        assert_eq!(&message[field], value, "{field} in {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_forwarded_messages_keep_their_data_on_the_django_side() {
+    forwarded_messages_keep_their_data(ChannelsLayer::Pubsub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_forwarded_messages_keep_their_data_on_the_django_side() {
+    forwarded_messages_keep_their_data(ChannelsLayer::Core).await;
 }
 
 async fn registrations(redis: &RedisServer) -> Vec<String> {

@@ -333,6 +333,7 @@ impl Traffic {
                 let frame = roomcast_protocol::ClientFrame::Publish {
                     room: room("lobby"),
                     message: format!("t{i}"),
+                    data: None,
                     reference: Some(Ref::Number(i)),
                 };
                 if sender.send(&frame).await.is_err() {

@@ -19,6 +19,7 @@ mod drain;
 mod heartbeat;
 mod lifecycle;
 mod limits;
+mod message_data;
 mod presence;
 mod recovery;
 mod rooms;

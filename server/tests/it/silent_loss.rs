@@ -82,6 +82,7 @@ async fn members_lost_without_a_word_are_evicted_in_the_bound_and_their_sockets_
             let frame = ClientFrame::Publish {
                 room: lobby.clone(),
                 message: text,
+                data: None,
                 reference: None,
             };
             if speaker.send(&frame).await.is_err() {

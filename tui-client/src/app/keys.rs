@@ -293,6 +293,7 @@ fn publish_frame_bytes(room: &roomcast_protocol::RoomName, text: &str) -> usize 
     let frame = roomcast_protocol::ClientFrame::Publish {
         room: room.clone(),
         message: text.to_owned(),
+        data: None,
         reference: None,
     };
     serde_json::to_string(&frame).map_or(usize::MAX, |json| json.len())

@@ -82,6 +82,7 @@ pub(crate) fn message(room_name: &str, from: &str, seq: u64, text: &str) -> Even
         seq,
         ts: NOON_MS + seq * 60_000,
         message: text.into(),
+        data: None,
     })))
 }
 

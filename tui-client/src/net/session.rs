@@ -215,6 +215,7 @@ impl<'a> Session<'a> {
                 let frame = ClientFrame::Publish {
                     room: room.clone(),
                     message: text.clone(),
+                    data: None,
                     reference: None,
                 };
                 if let Err(end) = send(tx, &frame).await {

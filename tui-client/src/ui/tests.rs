@@ -320,6 +320,7 @@ fn the_timeline_follows_the_zones_daylight_saving_change() {
                 seq,
                 ts,
                 message: text.into(),
+                data: None,
             },
         ))));
     }

@@ -102,6 +102,7 @@ mod tests {
             seq: 3,
             ts: 1_700_000_000_000,
             message: "hi".into(),
+            data: None,
         }
     }
 

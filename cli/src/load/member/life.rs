@@ -79,6 +79,7 @@ impl Life {
         let frame = ClientFrame::Publish {
             room: self.plan.room.clone(),
             message: stamp.encode(&self.shared.run, self.plan.size),
+            data: None,
             reference: Some(Ref::Number(counter)),
         };
         self.sender.send(&frame).await?;

@@ -406,13 +406,15 @@ impl Subscriber {
                     ts,
                     user,
                     text,
+                    data,
                     ..
-                }) => Some(Arc::new(Publication::new(
+                }) => Some(Arc::new(Publication::with_data(
                     room.clone(),
                     user,
                     seq,
                     ts,
                     &text,
+                    data,
                 ))),
                 Ok(_) => None,
                 Err(kind) => {
@@ -481,8 +483,16 @@ impl Subscriber {
                 ts,
                 user,
                 text,
+                data,
             } => {
-                let message = Arc::new(Publication::new(room.clone(), user, seq, ts, &text));
+                let message = Arc::new(Publication::with_data(
+                    room.clone(),
+                    user,
+                    seq,
+                    ts,
+                    &text,
+                    data,
+                ));
                 if target.deliver(&epoch, message) == Delivered::Gap {
                     debug!(%room, seq, "gap in the room's stream; loading it again");
                     self.start_load(room, connection);

@@ -9,7 +9,8 @@ use redis::Script;
 use redis::aio::MultiplexedConnection;
 
 /// KEYS: meta, history, idempotency key. ARGV: channel, epoch if new, ts, user, text,
-/// history entries, history bytes, key TTL ms, has idempotency key (0/1), its TTL ms.
+/// history entries, history bytes, key TTL ms, has idempotency key (0/1), its TTL ms, data
+/// (compact JSON, or empty: then the entry is the `m` kind that predates data).
 /// Returns `{seq, epoch, nodes that received it, 1 if this repeated an earlier publish}`.
 const PUBLISH: &str = r#"
 if ARGV[9] == '1' then
@@ -27,7 +28,12 @@ if not epoch then
   redis.call('DEL', KEYS[2])
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local entry = 'rc1\nm\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[5]
+local entry
+if ARGV[11] == nil or ARGV[11] == '' then
+  entry = 'rc1\nm\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[5]
+else
+  entry = 'rc1\nd\n' .. seq .. '\n' .. epoch .. '\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[11] .. '\n' .. ARGV[5]
+end
 local ttl = ARGV[8]
 local max_entries = tonumber(ARGV[6])
 if max_entries > 0 then

@@ -3,15 +3,20 @@
 //!
 //! ```text
 //! rc1\nm\n<seq>\n<epoch>\n<ts>\n<user>\n<text>     a message (also each history entry)
+//! rc1\nd\n<seq>\n<epoch>\n<ts>\n<user>\n<data>\n<text>   one with data (compact JSON object)
 //! rc1\nj\n<pver>\n<user>                           a user became present on some node
 //! rc1\nl\n<pver>\n<user>\n<reason>                 a user's last session anywhere left
 //! ```
 //!
 //! Fields are separated by newlines because no field but the text, which comes last, can hold
-//! one (user names and epochs cannot). Hand-written rather than JSON or msgpack because the Lua
+//! one (user names and epochs cannot, and compact JSON escapes them). A message without data
+//! is still written as `m`, so nodes from before `d` existed read it, and entries written by
+//! them read as messages without data. Hand-written rather than JSON or msgpack because the Lua
 //! side must build it by concatenation and this side reads it with a handful of `split`s.
 
 use roomcast_protocol::{LeaveReason, UserName};
+
+use crate::history::MessageData;
 
 /// The first line of everything we publish; anything else on our channels is someone else's.
 const MAGIC: &str = "rc1";
@@ -26,6 +31,7 @@ pub(crate) enum Relayed {
         ts: u64,
         user: UserName,
         text: Box<str>,
+        data: Option<MessageData>,
     },
     /// `user` became present in the room (their first session on any node).
     Join { pver: u64, user: UserName },
@@ -71,8 +77,9 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Relayed, Garbage> {
         .ok_or(Garbage::Foreign)?;
     let (kind, rest) = rest.split_once('\n').ok_or(Garbage::BadField)?;
     match kind {
-        "m" => {
-            let mut fields = rest.splitn(5, '\n');
+        "m" | "d" => {
+            let with_data = kind == "d";
+            let mut fields = rest.splitn(if with_data { 6 } else { 5 }, '\n');
             let seq = number(fields.next())?;
             let epoch = fields
                 .next()
@@ -80,6 +87,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Relayed, Garbage> {
                 .ok_or(Garbage::BadField)?;
             let ts = number(fields.next())?;
             let user = user(fields.next())?;
+            let data = if with_data {
+                let json = fields.next().ok_or(Garbage::BadField)?;
+                Some(MessageData::parse(json).ok_or(Garbage::BadField)?)
+            } else {
+                None
+            };
             let text = fields.next().ok_or(Garbage::BadField)?;
             Ok(Relayed::Message {
                 epoch: epoch.into(),
@@ -87,6 +100,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Relayed, Garbage> {
                 ts,
                 user,
                 text: text.into(),
+                data,
             })
         }
         "j" => {
@@ -147,6 +161,7 @@ mod tests {
                 ts: 1700,
                 user: UserName::new("ana b").expect("user"),
                 text: "hello\nworld".into(),
+                data: None,
             })
         );
         assert!(matches!(
@@ -168,8 +183,31 @@ mod tests {
                 ts: 1700,
                 user: UserName::new("ana").expect("user"),
                 text: "".into(),
+                data: None,
             })
         });
+    }
+
+    #[test]
+    fn a_message_with_data_reads_back_and_its_text_may_hold_newlines() {
+        let decoded = decode(b"rc1\nd\n8\nabc\n1700\nana\n{\"status\":\"approved\"}\npaid\ntwice");
+        let Ok(Relayed::Message { data, text, .. }) = decoded else {
+            panic!("not a message: {decoded:?}");
+        };
+        assert_eq!(
+            data.as_ref().map(MessageData::as_json),
+            Some(r#"{"status":"approved"}"#)
+        );
+        assert_eq!(&*text, "paid\ntwice");
+        // Data that is not one JSON object is not ours.
+        assert_eq!(
+            decode(b"rc1\nd\n8\nabc\n1700\nana\n[1]\npaid"),
+            Err(Garbage::BadField)
+        );
+        assert_eq!(
+            decode(b"rc1\nd\n8\nabc\n1700\nana\n{\"a\":1}"),
+            Err(Garbage::BadField)
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{COMMAND_TIMEOUT, Context, PublishRequest, Receipt, RelayError, Shard, now_ms};
+use crate::history::MessageData;
 use crate::idempotency::IDEMPOTENCY_WINDOW;
 
 /// Most publishes in one pipeline: big enough to amortise a round trip under load, small
@@ -66,7 +67,9 @@ pub(super) async fn run(
                 } else {
                     "0"
                 })
-                .arg(idempotency_ttl_ms);
+                .arg(idempotency_ttl_ms)
+                // Empty without data: the script then writes the `m` entry of old.
+                .arg(request.data.as_ref().map_or("", MessageData::as_json));
             pipe.invoke_script(&call);
         }
         let started = Instant::now();
@@ -92,7 +95,12 @@ pub(super) async fn run(
                                 && request.forward
                                 && repeated == 0
                             {
-                                forwarder.forward(&request.room, &request.user, &request.text);
+                                forwarder.forward(
+                                    &request.room,
+                                    &request.user,
+                                    &request.text,
+                                    request.data.as_ref(),
+                                );
                             }
                             Ok(Receipt {
                                 seq,
