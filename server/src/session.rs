@@ -15,11 +15,12 @@ mod decode;
 mod exit;
 mod heartbeat;
 mod inbound;
+mod memberships;
 mod rate;
 mod waiting;
 mod writer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -34,13 +35,13 @@ use self::batch::Deferred;
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
 use self::heartbeat::Heartbeat;
+use self::memberships::Memberships;
 use self::rate::RateLimit;
 use self::waiting::WaitingJoins;
 use self::writer::Writer;
 use crate::access::{Grant, IpPermit};
 use crate::frames::{self, Frame, Protocol};
 use crate::outbox::{Outbox, Ready};
-use crate::registry::Membership;
 use crate::state::AppState;
 use crate::websocket::reader::FrameReader;
 use crate::websocket::tcp;
@@ -79,7 +80,7 @@ struct Session {
     user: UserName,
     protocol: Protocol,
     outbox: Outbox,
-    memberships: HashMap<RoomName, Membership>,
+    memberships: Memberships,
     /// Publishes waiting for the relay's answer, oldest first (answers come in this order).
     in_flight: VecDeque<InFlight>,
     /// Joins waiting for their room to be ready on this node (with a relay).
@@ -131,7 +132,7 @@ pub(crate) async fn run(
         user: start.user,
         protocol: start.protocol,
         outbox: Outbox::new(config.max_queue_bytes),
-        memberships: HashMap::new(),
+        memberships: Memberships::default(),
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
         deferred: Vec::new(),

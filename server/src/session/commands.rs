@@ -325,7 +325,8 @@ impl Session {
     /// A tutorial session publishes to the one room in its URL (text only: the tutorial's
     /// frames have no `data`).
     fn publish_to_url_room(&mut self, message: &str) {
-        if let Some(room) = self.memberships.keys().next().cloned() {
+        let room = self.memberships.keys().next().cloned();
+        if let Some(room) = room {
             self.publish_in(room, message, None, None);
         }
     }
