@@ -6,7 +6,10 @@
 
 pub(crate) mod redis;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use roomcast_protocol::{RoomName, RoomSummary, UserName};
 use tokio::sync::oneshot;
@@ -91,25 +94,35 @@ pub(crate) enum Publishing {
 impl Publishing {
     /// The outcome. Cancel-safe: a `select!` may drop this future and call it again.
     pub(crate) async fn wait(&mut self) -> Result<Delivery, PublishError> {
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    /// [`Publishing::wait`] as a poll, for callers that keep no future of their own (the
+    /// session loop: a stored future would grow every session's task).
+    pub(crate) fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Delivery, PublishError>> {
         match self {
-            Publishing::Done(result) => result.clone(),
+            Publishing::Done(result) => Poll::Ready(result.clone()),
             Publishing::Waiting {
                 answer,
                 room,
                 source,
             } => {
-                let receipt = answer
-                    .await
-                    .map_err(|_| RelayError::Stopped)
-                    .and_then(|answer| answer)?;
+                let answer = ready!(Pin::new(answer).poll(cx));
+                let receipt = match answer.map_err(|_| RelayError::Stopped).and_then(|a| a) {
+                    Ok(receipt) => receipt,
+                    Err(e) => return Poll::Ready(Err(e.into())),
+                };
                 room.record_relayed_publish(*source);
-                Ok(Delivery {
+                Poll::Ready(Ok(Delivery {
                     seq: receipt.seq,
                     epoch: receipt.epoch,
                     // This node's sessions in the room now: Redis relays the message back and
                     // this node queues it for them.
                     delivered: room.local_sessions(),
-                })
+                }))
             }
         }
     }

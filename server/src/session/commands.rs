@@ -33,17 +33,22 @@ pub(crate) struct InFlight {
 }
 
 /// The oldest waiting publish's outcome; pending forever while none waits. Cancel-safe.
+/// A poll, not an `async fn`: the session loop makes this future on every turn, and it must
+/// stay a pair of references (an `async fn` holding the relay's wait grew every session).
 pub(super) async fn next_answer(
     in_flight: &mut VecDeque<InFlight>,
 ) -> (InFlight, Result<Delivery, PublishError>) {
-    let Some(first) = in_flight.front_mut() else {
-        return std::future::pending().await;
-    };
-    let outcome = first.publishing.wait().await;
-    match in_flight.pop_front() {
-        Some(first) => (first, outcome),
-        None => std::future::pending().await,
-    }
+    std::future::poll_fn(|cx| {
+        let Some(first) = in_flight.front_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let outcome = std::task::ready!(first.publishing.poll_wait(cx));
+        match in_flight.pop_front() {
+            Some(first) => std::task::Poll::Ready((first, outcome)),
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 impl Session {

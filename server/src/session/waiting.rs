@@ -96,21 +96,23 @@ impl WaitingJoins {
         self.waiting
     }
 
-    /// The next join that is ready. Cancel-safe; pending forever while none waits.
+    /// The next join that is ready. Cancel-safe; pending forever while none waits. A poll, not
+    /// a stored `recv()` future: the session loop makes this future on every turn.
     pub(crate) async fn next(&mut self) -> Ready {
-        let Some((_, receiver)) = &mut self.channel else {
-            return std::future::pending().await;
-        };
-        // The sender half lives in `self`, so the channel never closes while we read it.
-        match receiver.recv().await {
-            Some(ready) => {
-                self.waiting = self.waiting.saturating_sub(1);
-                if let Some(at) = self.rooms.iter().position(|r| *r == ready.room) {
-                    self.rooms.swap_remove(at);
-                }
-                ready
+        std::future::poll_fn(|cx| {
+            let Some((_, receiver)) = &mut self.channel else {
+                return std::task::Poll::Pending;
+            };
+            // The sender half lives in `self`, so the channel never closes while we read it.
+            let Some(ready) = std::task::ready!(receiver.poll_recv(cx)) else {
+                return std::task::Poll::Pending;
+            };
+            self.waiting = self.waiting.saturating_sub(1);
+            if let Some(at) = self.rooms.iter().position(|r| *r == ready.room) {
+                self.rooms.swap_remove(at);
             }
-            None => std::future::pending().await,
-        }
+            std::task::Poll::Ready(ready)
+        })
+        .await
     }
 }
