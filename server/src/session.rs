@@ -84,6 +84,9 @@ struct Session {
     waiting_joins: WaitingJoins,
     /// The handshake's token, verified (boxed: most sessions have none, and stay small).
     grant: Option<Box<Grant>>,
+    /// Until the first room is joined: when the session is closed for having joined none
+    /// (`--handshake-timeout` after the upgrade), so an idle socket cannot hold a slot.
+    join_deadline: Option<Instant>,
     rate: RateLimit,
     state: Arc<AppState>,
 }
@@ -131,6 +134,7 @@ pub(crate) async fn run(
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
         grant: start.grant,
+        join_deadline: Some(now() + config.access.handshake_timeout),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };
@@ -268,7 +272,31 @@ impl Session {
             writer.put_ahead(Frame::ping(), stream, &self.outbox);
         }
         let next = heartbeat.next_event();
-        Ok(stall_deadline.map_or(next, |stall| stall.min(next)))
+        let next = stall_deadline.map_or(next, |stall| stall.min(next));
+        Ok(self
+            .first_join_deadline(now)?
+            .map_or(next, |join| join.min(next)))
+    }
+
+    /// The first-join deadline while the session is in no room yet (`None` once it has joined
+    /// one). Past it the session ends with 4003, unless a join is still waiting: that join's
+    /// outcome wakes the loop, and the deadline is checked again then.
+    fn first_join_deadline(&mut self, now: Instant) -> Result<Option<Instant>, Exit> {
+        let Some(deadline) = self.join_deadline else {
+            return Ok(None);
+        };
+        if !self.memberships.is_empty() {
+            self.join_deadline = None;
+            return Ok(None);
+        }
+        if now < deadline {
+            return Ok(Some(deadline));
+        }
+        if self.waiting_joins.is_waiting() {
+            // Not armed: a deadline in the past would wake the loop at once, every turn.
+            return Ok(None);
+        }
+        Err(Exit::NoJoin(self.state.config.access.handshake_timeout))
     }
 }
 

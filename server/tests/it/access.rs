@@ -1,9 +1,10 @@
 //! Private rooms: each token rule refused with its own reason and nothing of the room sent;
 //! impersonation; a token for one room does not open another; origins; per-IP and total caps.
 
+use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{
-    ClientError, Connection, ErrorCode, Incoming, Ref, ServerFrame, TokenClaims, TutorialFrame,
-    TutorialSend,
+    ClientError, Connection, ErrorCode, Incoming, Ref, SUBPROTOCOL_V1, ServerFrame, TokenClaims,
+    TutorialFrame, TutorialSend,
 };
 use roomcast_server::Config;
 use roomcast_server::access::mint;
@@ -12,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::support::{TestServer, eventually, next_typed, room, within};
+use crate::support::{TestServer, WAIT, eventually, next_typed, raw_close, room, within};
 
 const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
 const SECRET_STATUS: &str = "payment 1 is paid";
@@ -636,4 +637,113 @@ async fn a_private_room_over_sse_needs_the_token_that_opens_it() {
     );
     let mut follower = crate::support::SseFollower::open(&server, &admitted, None).await;
     assert_eq!(follower.next_message().await, SECRET_STATUS);
+}
+
+/// `roomcast_evictions_total{reason}` as `/metrics` renders it now.
+async fn evictions(server: &TestServer, reason: &str) -> u64 {
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    let sample = format!("roomcast_evictions_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&sample))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn five_hundred_idle_typed_sockets_are_closed_4003_and_give_their_places_back() {
+    const SOCKETS: usize = 500;
+    let timeout = std::time::Duration::from_secs(4);
+    let server = TestServer::start(Config {
+        // The idle sockets and one chat member fill the server exactly.
+        max_connections: SOCKETS + 1,
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let url = server.url.ws("ws");
+    let mut idle = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        // Upgraded with the typed subprotocol, and then nothing: no join, ever.
+        let socket = within(
+            "an idle upgrade",
+            RawSocket::connect(&url, Some(SUBPROTOCOL_V1), WAIT),
+        )
+        .await
+        .expect("the upgrade");
+        idle.push(socket);
+    }
+    let mut member = server.member("lobby").await;
+    assert!(
+        started.elapsed() < timeout,
+        "the sockets were opened before the bound: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        connect_status(&server).await.err(),
+        Some(503),
+        "the idle sockets hold their places until the bound"
+    );
+    member.say("still here").await;
+    assert_eq!(member.next_text().await, "still here");
+    let cut = within("every idle socket to be closed", async {
+        for socket in &mut idle {
+            let (code, reason) = raw_close(socket).await;
+            assert_eq!(code, 4003, "{reason}");
+            assert!(reason.contains("--handshake-timeout"), "{reason}");
+        }
+        started.elapsed()
+    })
+    .await;
+    assert!(cut >= timeout, "closed before the bound: {cut:?}");
+    assert!(
+        cut < timeout + std::time::Duration::from_secs(3),
+        "closed late: {cut:?}"
+    );
+    // Their places are free again, the member is still there, and the closes were counted.
+    eventually("the places to come back", || async {
+        connect_status(&server).await.ok()
+    })
+    .await;
+    member.say("and still here").await;
+    assert_eq!(member.next_text().await, "and still here");
+    assert_eq!(evictions(&server, "join_timeout").await, SOCKETS as u64);
+}
+
+#[tokio::test]
+async fn a_typed_session_that_joins_a_room_in_time_is_not_closed_for_it() {
+    let timeout = std::time::Duration::from_secs(1);
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let mut joined = server.peer("ana", "lobby").await;
+    let mut idle = server.typed("bob").await;
+    let (code, _) = crate::support::typed_close(&mut idle).await;
+    assert_eq!(code, Some(4003));
+    // Past the bound (bob was closed at it), ana, who joined in time, still publishes.
+    within(
+        "publish",
+        joined.publish(&room("lobby"), "hello", Some(Ref::Number(1))),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(&mut joined, "the ack", |frame| {
+        matches!(frame, ServerFrame::Ack { .. }).then_some(())
+    })
+    .await;
 }
