@@ -268,6 +268,30 @@ impl Access {
     }
 }
 
+/// A `--max-connections-per-ip` slot for the client of a WebSocket upgrade or an SSE stream
+/// (`transport` names it in the log): the same rule and the same 429 for both, counted in
+/// `roomcast_connections_refused_per_ip_total`. `Ok(None)` when the limit is off.
+pub(crate) fn admit_ip(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    transport: &'static str,
+) -> Result<Option<IpPermit>, crate::api_error::ApiError> {
+    let client_ip = state.access.client_ip(headers, peer);
+    state.access.per_ip.acquire(client_ip).map_err(|()| {
+        state.metrics.record_connection_refused_per_ip();
+        let limit = state.access.per_ip.limit();
+        tracing::warn!(ip = ?client_ip, limit, transport, "refused with 429: --max-connections-per-ip");
+        crate::api_error::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "this IP has {limit} sessions and streams open (--max-connections-per-ip); close one first"
+            ),
+        )
+    })
+}
+
 /// The token a handshake carries: `?token=`, else `Authorization: Bearer`.
 pub(crate) fn handshake_token<'a>(
     query: Option<&'a str>,

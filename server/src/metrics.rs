@@ -142,7 +142,7 @@ impl Metrics {
         );
         registry.register(
             "connections_refused_per_ip",
-            "WebSocket upgrades refused with 429 because --max-connections-per-ip was reached",
+            "WebSocket upgrades and SSE streams refused with 429 because --max-connections-per-ip was reached",
             metrics.connections_refused_per_ip.clone(),
         );
         registry.register(

@@ -43,8 +43,8 @@ pub struct AccessConfig {
     #[arg(long, env = "ROOMCAST_REQUIRE_ORIGIN", default_value_t = false)]
     pub require_origin: bool,
 
-    /// Most sessions one client IP may hold open; past it upgrades get HTTP 429. 0 turns the
-    /// limit off.
+    /// Most WebSocket sessions and SSE streams one client IP may hold open together; past it
+    /// upgrades and streams get HTTP 429. 0 turns the limit off.
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
 

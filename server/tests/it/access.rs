@@ -1,5 +1,7 @@
 //! Private rooms: each token rule refused with its own reason and nothing of the room sent;
-//! impersonation; a token for one room does not open another; origins; per-IP and total caps.
+//! impersonation; a token for one room does not open another; origins; per-IP and total caps
+//! (WebSocket and SSE together, X-Forwarded-For behind a trusted proxy); slowloris sockets and
+//! upgraded sockets that never join a room.
 
 use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{
@@ -746,4 +748,174 @@ async fn a_typed_session_that_joins_a_room_in_time_is_not_closed_for_it() {
         matches!(frame, ServerFrame::Ack { .. }).then_some(())
     })
     .await;
+}
+
+/// Opens `GET path` as a WebSocket upgrade (`/ws` with the typed subprotocol, else a tutorial
+/// room URL) with `extra` header lines; returns the status line and the socket, kept open.
+async fn upgrade_with(server: &TestServer, path: &str, extra: &str) -> (String, TcpStream) {
+    let mut stream = within("connect", TcpStream::connect(server.addr))
+        .await
+        .expect("connect");
+    let protocol = if path == "/ws" {
+        format!("Sec-WebSocket-Protocol: {SUBPROTOCOL_V1}\r\n")
+    } else {
+        String::new()
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{protocol}{extra}\r\n",
+        server.addr
+    );
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut head = vec![0; 1024];
+    let read = within("the answer", stream.read(&mut head))
+        .await
+        .expect("read");
+    let head = String::from_utf8_lossy(&head[..read]).into_owned();
+    (head.lines().next().unwrap_or_default().to_owned(), stream)
+}
+
+/// Opens an SSE stream of `lobby` with `extra` headers; the status and, when admitted, the
+/// response (the stream stays open while it lives).
+async fn sse_with(server: &TestServer, extra: &[(&str, &str)]) -> (u16, Option<reqwest::Response>) {
+    let mut request = server.http().get(server.http_url("sse/lobby/"));
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = within("the SSE answer", request.send())
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    if status == 200 {
+        (status, Some(response))
+    } else {
+        let body = within("the body", response.text()).await.expect("a body");
+        assert!(
+            body.contains("--max-connections-per-ip"),
+            "the refusal names the bound: {body}"
+        );
+        (status, None)
+    }
+}
+
+#[tokio::test]
+async fn sse_streams_and_websocket_sessions_share_the_per_ip_cap() {
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 3,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let (status, _ws) = upgrade_with(&server, "/ws", "").await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (status, _first) = sse_with(&server, &[]).await;
+    assert_eq!(status, 200);
+    let (status, _second) = sse_with(&server, &[]).await;
+    assert_eq!(status, 200);
+    // One WebSocket and two streams: the fourth connection of either kind is refused.
+    assert_eq!(sse_with(&server, &[]).await.0, 429, "a fourth stream");
+    let (status, _) = upgrade_with(&server, "/ws", "").await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "a fourth socket: {status}"
+    );
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    assert!(
+        text.contains("roomcast_connections_refused_per_ip_total 2"),
+        "both refusals counted"
+    );
+}
+
+#[tokio::test]
+async fn with_trust_proxy_headers_the_last_x_forwarded_for_entry_is_the_client_and_without_it_the_header_is_ignored()
+ {
+    let trusting = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 1,
+            trust_proxy_headers: true,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let upgrade = |xff: &'static str| {
+        let extra = if xff.is_empty() {
+            String::new()
+        } else {
+            format!("X-Forwarded-For: {xff}\r\n")
+        };
+        let server = &trusting;
+        async move { upgrade_with(server, "/ws/chat/lobby/", &extra).await }
+    };
+    let (status, _a) = upgrade("203.0.113.9, 10.0.0.1").await;
+    assert!(status.starts_with("HTTP/1.1 101"), "10.0.0.1: {status}");
+    let (status, _) = upgrade("198.51.100.1, 10.0.0.1").await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "10.0.0.1 again, whatever the client claimed before it: {status}"
+    );
+    let (status, _b) = upgrade("10.0.0.1, 10.0.0.2").await;
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "10.0.0.2, though it names 10.0.0.1 first: {status}"
+    );
+    let (status, _peer) = upgrade("").await;
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "no header: the socket's peer: {status}"
+    );
+    // SSE reads the same client IP and shares the same slots.
+    assert_eq!(
+        sse_with(&trusting, &[("x-forwarded-for", "10.0.0.2")])
+            .await
+            .0,
+        429
+    );
+    let (status, _c) = sse_with(&trusting, &[("x-forwarded-for", "10.0.0.3")]).await;
+    assert_eq!(status, 200);
+
+    let ignoring = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 1,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let (status, _d) = upgrade_with(
+        &ignoring,
+        "/ws/chat/lobby/",
+        "X-Forwarded-For: 10.0.0.1\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (status, _) = upgrade_with(
+        &ignoring,
+        "/ws/chat/lobby/",
+        "X-Forwarded-For: 10.0.0.2\r\n",
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "without the flag both are 127.0.0.1: {status}"
+    );
+    assert_eq!(
+        sse_with(&ignoring, &[("x-forwarded-for", "10.0.0.3")])
+            .await
+            .0,
+        429
+    );
 }
