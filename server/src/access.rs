@@ -225,6 +225,19 @@ impl Access {
         Some(proxy.ask(room, user, headers).await)
     }
 
+    /// Whether `--join-proxy` is set (a typed join of a private room with no token asks it).
+    pub(crate) fn has_join_proxy(&self) -> bool {
+        self.join_proxy.is_some()
+    }
+
+    /// What a session keeps of its handshake for later typed joins that ask the join proxy:
+    /// only the headers the proxy forwards (Cookie and `--join-proxy-headers`), boxed, and
+    /// nothing at all without a proxy, so an ordinary session stays small.
+    pub(crate) fn proxy_headers(&self, headers: &HeaderMap) -> Option<Box<HeaderMap>> {
+        let proxy = self.join_proxy.as_ref()?;
+        Some(Box::new(proxy.forwarded(headers)))
+    }
+
     /// Whether a request with these headers comes from an allowed origin. No `Origin` header
     /// (not a browser) passes unless `--require-origin`.
     pub(crate) fn origin_allowed(&self, headers: &HeaderMap) -> Result<(), String> {

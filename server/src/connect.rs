@@ -167,6 +167,7 @@ async fn accept(
         room,
         refusal,
         grant: grant.map(Box::new),
+        proxy_headers: state.access.proxy_headers(&handshake.headers),
     };
     let guards = SessionGuards {
         _permit: permit,

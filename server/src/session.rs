@@ -12,6 +12,7 @@ mod closing;
 mod commands;
 mod decode;
 mod exit;
+mod expiry;
 mod heartbeat;
 mod inbound;
 mod rate;
@@ -22,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use roomcast_protocol::{RoomName, ServerFrame, UserName};
 use tokio::net::TcpStream;
@@ -31,6 +33,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
+use self::expiry::Expiries;
 use self::heartbeat::Heartbeat;
 use self::rate::RateLimit;
 use self::waiting::WaitingJoins;
@@ -59,6 +62,9 @@ pub(crate) struct SessionStart {
     pub(crate) refusal: Option<Exit>,
     /// The handshake's verified token, for typed joins of private rooms that carry none.
     pub(crate) grant: Option<Box<Grant>>,
+    /// The handshake's headers the join proxy forwards, for typed joins that ask it (only
+    /// with `--join-proxy`).
+    pub(crate) proxy_headers: Option<Box<HeaderMap>>,
 }
 
 /// Resources a session holds for its whole life and releases by being dropped.
@@ -84,9 +90,13 @@ struct Session {
     waiting_joins: WaitingJoins,
     /// The handshake's token, verified (boxed: most sessions have none, and stay small).
     grant: Option<Box<Grant>>,
+    /// What the join proxy forwards of the handshake ([`SessionStart::proxy_headers`]).
+    proxy_headers: Option<Box<HeaderMap>>,
     /// Until the first room is joined: when the session is closed for having joined none
     /// (`--handshake-timeout` after the upgrade), so an idle socket cannot hold a slot.
     join_deadline: Option<Instant>,
+    /// The private rooms held by a token, until its `exp`.
+    expiries: Expiries,
     rate: RateLimit,
     state: Arc<AppState>,
 }
@@ -134,7 +144,9 @@ pub(crate) async fn run(
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
         grant: start.grant,
+        proxy_headers: start.proxy_headers,
         join_deadline: Some(now() + config.access.handshake_timeout),
+        expiries: Expiries::default(),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };
@@ -174,10 +186,18 @@ impl Session {
                 .relay
                 .prepare_join(&self.state.rooms, &room)
                 .await;
+            // A private URL room was opened by the handshake's token (or by the join proxy,
+            // when there was none): the token's room is held until its `exp`.
+            let expires = self
+                .grant
+                .as_ref()
+                .filter(|_| self.state.access.is_private(&room))
+                .map(|grant| grant.admits_until());
             match lease {
-                Ok(lease) => self.join_now(room, None, None, lease)?,
-                Err(e) => self.join_refused(&e, room, None)?,
+                Ok(lease) => self.join_now(room.clone(), None, None, lease)?,
+                Err(e) => self.join_refused(&e, room.clone(), None)?,
             }
+            self.held_until(&room, expires);
         }
         Ok(())
     }
@@ -271,8 +291,12 @@ impl Session {
             writer.trim(&self.outbox);
             writer.put_ahead(Frame::ping(), stream, &self.outbox);
         }
+        while let Some(room) = self.expiries.take_due(now) {
+            self.token_expired(room)?;
+        }
         let next = heartbeat.next_event();
         let next = stall_deadline.map_or(next, |stall| stall.min(next));
+        let next = self.expiries.next().map_or(next, |end| end.min(next));
         Ok(self
             .first_join_deadline(now)?
             .map_or(next, |join| join.min(next)))

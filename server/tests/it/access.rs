@@ -919,3 +919,121 @@ async fn with_trust_proxy_headers_the_last_x_forwarded_for_entry_is_the_client_a
         429
     );
 }
+
+/// A typed session named `name`, with no token at connect.
+async fn typed_as(server: &TestServer, name: &str) -> roomcast_protocol::Client {
+    let options = roomcast_protocol::ConnectOptions {
+        user: Some(crate::support::user(name)),
+        room: None,
+        token: None,
+    };
+    within(
+        "connect",
+        roomcast_protocol::Client::connect(&server.url, options),
+    )
+    .await
+    .expect("a typed session")
+}
+
+/// Joins `pagamento_1` with a token for `claims`, and reads its `joined`.
+async fn join_with(client: &mut roomcast_protocol::Client, claims: &TokenClaims, reference: u64) {
+    within(
+        "join",
+        client.join_with_token(
+            &room("pagamento_1"),
+            &token(claims),
+            Some(Ref::Number(reference)),
+        ),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(client, "joined", |frame| {
+        matches!(frame, ServerFrame::Joined { .. }).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_member_whose_token_expires_is_removed_unless_a_fresh_token_extended_its_hold() {
+    let server = TestServer::start(private_config()).await;
+    // `exp` a few seconds past: still admitted (5 s of leeway), expired a few seconds from now.
+    let expiring = |sub: &str, ago: u64| TokenClaims {
+        exp: now() - ago,
+        ..claims(sub, &["pagamento_*"])
+    };
+    let mut ana = typed_as(&server, "ana").await;
+    let mut bob = typed_as(&server, "bob").await;
+    // bob's token ends a second before ana's; he joins again with a fresh one meanwhile.
+    join_with(&mut ana, &expiring("ana", 2), 1).await;
+    join_with(&mut bob, &expiring("bob", 3), 1).await;
+    join_with(&mut bob, &claims("bob", &["pagamento_1"]), 2).await;
+    let started = tokio::time::Instant::now();
+    let (code, message, room_named) =
+        crate::support::wait_for(&mut ana, "the expiry", |frame| match frame {
+            ServerFrame::Error {
+                code,
+                message,
+                room,
+                ..
+            } => Some((*code, message.clone(), room.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::Forbidden);
+    assert!(message.starts_with("forbidden: expired:"), "{message}");
+    assert_eq!(room_named.as_ref().map(|r| r.as_str()), Some("pagamento_1"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "removed at exp + leeway"
+    );
+    // ana is out of the room; her session goes on.
+    within(
+        "publish",
+        ana.publish(&room("pagamento_1"), "still here?", Some(Ref::Number(2))),
+    )
+    .await
+    .expect("send");
+    let (code, _, reference) = typed_error(next_typed(&mut ana).await);
+    assert_eq!(code, ErrorCode::NotJoined);
+    assert_eq!(reference, Some(Ref::Number(2)));
+    // bob's old token ended a second before ana's, but his fresh one holds the room.
+    within(
+        "publish",
+        bob.publish(&room("pagamento_1"), "still here", Some(Ref::Number(3))),
+    )
+    .await
+    .expect("send");
+    let answer = crate::support::wait_for(&mut bob, "the publish's answer", |frame| match frame {
+        ServerFrame::Ack { .. } | ServerFrame::Error { .. } => Some(frame.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(answer, ServerFrame::Ack { .. }), "{answer:?}");
+
+    // A tutorial session's one room: the session is closed.
+    let url = socket_url(
+        &server,
+        "ws/chat/pagamento_9/",
+        &[("token", &token(&expiring("carla", 2)))],
+    );
+    match first_tutorial(&url).await {
+        Incoming::Closed(info) => {
+            assert_eq!(info.code.map(|c| c.as_u16()), Some(4503), "{info:?}");
+            assert!(info.reason.starts_with("forbidden: expired:"), "{info:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    assert!(
+        text.contains("roomcast_access_expired_total 2"),
+        "ana and carla counted"
+    );
+}
