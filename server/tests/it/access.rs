@@ -967,18 +967,24 @@ async fn a_member_whose_token_expires_is_removed_unless_a_fresh_token_extended_i
     join_with(&mut ana, &expiring("ana", 2), 1).await;
     join_with(&mut bob, &expiring("bob", 3), 1).await;
     join_with(&mut bob, &claims("bob", &["pagamento_1"]), 2).await;
+    // A tutorial session's one room, opened by a token of the same age as ana's; it waits
+    // alongside her.
+    let url = socket_url(
+        &server,
+        "ws/chat/pagamento_9/",
+        &[("token", &token(&expiring("carla", 2)))],
+    );
     let started = tokio::time::Instant::now();
-    let (code, message, room_named) =
-        crate::support::wait_for(&mut ana, "the expiry", |frame| match frame {
-            ServerFrame::Error {
-                code,
-                message,
-                room,
-                ..
-            } => Some((*code, message.clone(), room.clone())),
-            _ => None,
-        })
-        .await;
+    let ana_removed = crate::support::wait_for(&mut ana, "the expiry", |frame| match frame {
+        ServerFrame::Error {
+            code,
+            message,
+            room,
+            ..
+        } => Some((*code, message.clone(), room.clone())),
+        _ => None,
+    });
+    let ((code, message, room_named), carla) = tokio::join!(ana_removed, first_tutorial(&url));
     assert_eq!(code, ErrorCode::Forbidden);
     assert!(message.starts_with("forbidden: expired:"), "{message}");
     assert_eq!(room_named.as_ref().map(|r| r.as_str()), Some("pagamento_1"));
@@ -1010,13 +1016,8 @@ async fn a_member_whose_token_expires_is_removed_unless_a_fresh_token_extended_i
     .await;
     assert!(matches!(answer, ServerFrame::Ack { .. }), "{answer:?}");
 
-    // A tutorial session's one room: the session is closed.
-    let url = socket_url(
-        &server,
-        "ws/chat/pagamento_9/",
-        &[("token", &token(&expiring("carla", 2)))],
-    );
-    match first_tutorial(&url).await {
+    // carla's tutorial session is closed.
+    match carla {
         Incoming::Closed(info) => {
             assert_eq!(info.code.map(|c| c.as_u16()), Some(4503), "{info:?}");
             assert!(info.reason.starts_with("forbidden: expired:"), "{info:?}");
