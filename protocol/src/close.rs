@@ -37,9 +37,10 @@ pub enum CloseCode {
     SlowConsumer,
     /// 4002: the client sent frames faster than the rate limit allows, for too long.
     Flood,
-    /// 4003: the session joined no room within `handshake-timeout` of its upgrade (an idle
-    /// socket holding a connection slot). Reconnect when there is a room to join.
-    JoinTimeout,
+    /// 4003: the session sent no frame and joined no room within `handshake-timeout` of its
+    /// upgrade (an idle socket holding a connection slot). Reconnect when there is something
+    /// to say.
+    FirstFrameTimeout,
     /// 4500: the room name in the URL is not valid; the reason says which rule it broke.
     InvalidRoom,
     /// 4501: the `user` query parameter is not a valid user name.
@@ -64,7 +65,7 @@ impl CloseCode {
         CloseCode::HeartbeatTimeout,
         CloseCode::SlowConsumer,
         CloseCode::Flood,
-        CloseCode::JoinTimeout,
+        CloseCode::FirstFrameTimeout,
         CloseCode::InvalidRoom,
         CloseCode::InvalidUser,
         CloseCode::Forbidden,
@@ -82,7 +83,7 @@ impl CloseCode {
             CloseCode::HeartbeatTimeout => 4000,
             CloseCode::SlowConsumer => 4001,
             CloseCode::Flood => 4002,
-            CloseCode::JoinTimeout => 4003,
+            CloseCode::FirstFrameTimeout => 4003,
             CloseCode::InvalidRoom => 4500,
             CloseCode::InvalidUser => 4501,
             CloseCode::Forbidden => 4503,
@@ -102,7 +103,7 @@ impl CloseCode {
             CloseCode::HeartbeatTimeout => "timeout",
             CloseCode::SlowConsumer => "slow",
             CloseCode::Flood => "flood",
-            CloseCode::JoinTimeout => "join_timeout",
+            CloseCode::FirstFrameTimeout => "first_frame_timeout",
             CloseCode::InvalidRoom => "invalid_room",
             CloseCode::InvalidUser => "invalid_user",
             CloseCode::Forbidden => "forbidden",

@@ -92,9 +92,9 @@ struct Session {
     grant: Option<Box<Grant>>,
     /// What the join proxy forwards of the handshake ([`SessionStart::proxy_headers`]).
     proxy_headers: Option<Box<HeaderMap>>,
-    /// Until the first room is joined: when the session is closed for having joined none
-    /// (`--handshake-timeout` after the upgrade), so an idle socket cannot hold a slot.
-    join_deadline: Option<Instant>,
+    /// Until the client's first frame or first room: when the session is closed for having
+    /// neither (`--handshake-timeout` after the upgrade), so an idle socket cannot hold a slot.
+    first_frame_deadline: Option<Instant>,
     /// The private rooms held by a token, until its `exp`.
     expiries: Expiries,
     rate: RateLimit,
@@ -145,7 +145,7 @@ pub(crate) async fn run(
         waiting_joins: WaitingJoins::default(),
         grant: start.grant,
         proxy_headers: start.proxy_headers,
-        join_deadline: Some(now() + config.access.handshake_timeout),
+        first_frame_deadline: Some(now() + config.access.handshake_timeout),
         expiries: Expiries::default(),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
@@ -298,19 +298,21 @@ impl Session {
         let next = stall_deadline.map_or(next, |stall| stall.min(next));
         let next = self.expiries.next().map_or(next, |end| end.min(next));
         Ok(self
-            .first_join_deadline(now)?
+            .first_frame_deadline(now)?
             .map_or(next, |join| join.min(next)))
     }
 
-    /// The first-join deadline while the session is in no room yet (`None` once it has joined
-    /// one). Past it the session ends with 4003, unless a join is still waiting: that join's
-    /// outcome wakes the loop, and the deadline is checked again then.
-    fn first_join_deadline(&mut self, now: Instant) -> Result<Option<Instant>, Exit> {
-        let Some(deadline) = self.join_deadline else {
+    /// The first-frame deadline while the client has sent no frame and the session is in no
+    /// room (`None` after either: a client that pings but joins nothing yet, like a chat
+    /// client waiting for its user, is not idle). Past it the session ends with 4003, unless a
+    /// join is still waiting: that join's outcome wakes the loop, and the deadline is checked
+    /// again then.
+    fn first_frame_deadline(&mut self, now: Instant) -> Result<Option<Instant>, Exit> {
+        let Some(deadline) = self.first_frame_deadline else {
             return Ok(None);
         };
         if !self.memberships.is_empty() {
-            self.join_deadline = None;
+            self.first_frame_deadline = None;
             return Ok(None);
         }
         if now < deadline {
@@ -320,7 +322,7 @@ impl Session {
             // Not armed: a deadline in the past would wake the loop at once, every turn.
             return Ok(None);
         }
-        Err(Exit::NoJoin(self.state.config.access.handshake_timeout))
+        Err(Exit::Silent(self.state.config.access.handshake_timeout))
     }
 }
 

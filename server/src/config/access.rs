@@ -75,8 +75,8 @@ pub struct AccessConfig {
 
     /// How long a client may take to send its request headers, WebSocket upgrades included:
     /// connections that open and send nothing, or trickle a header a byte at a time
-    /// (slowloris), are closed after it. An upgraded session that joins no room within it
-    /// is closed too (4003). More than 0.
+    /// (slowloris), are closed after it. An upgraded session that sends no frame and is in
+    /// no room within it is closed too (4003). More than 0.
     #[arg(long, env = "ROOMCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
     pub handshake_timeout: Duration,
 

@@ -5,8 +5,8 @@
 
 use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{
-    ClientError, Connection, ErrorCode, Incoming, Ref, SUBPROTOCOL_V1, ServerFrame, TokenClaims,
-    TutorialFrame, TutorialSend,
+    ClientError, ClientFrame, Connection, ErrorCode, Incoming, Ref, SUBPROTOCOL_V1, ServerFrame,
+    TokenClaims, TutorialFrame, TutorialSend,
 };
 use roomcast_server::Config;
 use roomcast_server::access::mint;
@@ -719,11 +719,14 @@ async fn five_hundred_idle_typed_sockets_are_closed_4003_and_give_their_places_b
     .await;
     member.say("and still here").await;
     assert_eq!(member.next_text().await, "and still here");
-    assert_eq!(evictions(&server, "join_timeout").await, SOCKETS as u64);
+    assert_eq!(
+        evictions(&server, "first_frame_timeout").await,
+        SOCKETS as u64
+    );
 }
 
 #[tokio::test]
-async fn a_typed_session_that_joins_a_room_in_time_is_not_closed_for_it() {
+async fn sessions_that_said_something_or_are_in_a_room_are_not_closed_at_the_first_frame_bound() {
     let timeout = std::time::Duration::from_secs(1);
     let server = TestServer::start(Config {
         access: AccessConfig {
@@ -733,11 +736,23 @@ async fn a_typed_session_that_joins_a_room_in_time_is_not_closed_for_it() {
         ..Config::default()
     })
     .await;
+    // Joined with a frame; joined by its URL without a frame; a ping and no room (a chat
+    // client waiting for its user to pick a room); and bob, who says nothing.
     let mut joined = server.peer("ana", "lobby").await;
+    let mut by_url = server.member("lobby").await;
+    let mut pinging = server.typed("carla").await;
+    within(
+        "ping",
+        pinging.send(&ClientFrame::Ping {
+            reference: Some(Ref::Number(1)),
+        }),
+    )
+    .await
+    .expect("send");
     let mut idle = server.typed("bob").await;
-    let (code, _) = crate::support::typed_close(&mut idle).await;
-    assert_eq!(code, Some(4003));
-    // Past the bound (bob was closed at it), ana, who joined in time, still publishes.
+    let (code, reason) = crate::support::typed_close(&mut idle).await;
+    assert_eq!(code, Some(4003), "{reason}");
+    // Past the bound (bob was closed at it), the others are all still there.
     within(
         "publish",
         joined.publish(&room("lobby"), "hello", Some(Ref::Number(1))),
@@ -746,6 +761,26 @@ async fn a_typed_session_that_joins_a_room_in_time_is_not_closed_for_it() {
     .expect("send");
     crate::support::wait_for(&mut joined, "the ack", |frame| {
         matches!(frame, ServerFrame::Ack { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(by_url.next_text().await, "hello");
+    within(
+        "ping",
+        pinging.send(&ClientFrame::Ping {
+            reference: Some(Ref::Number(2)),
+        }),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(&mut pinging, "the second pong", |frame| {
+        matches!(
+            frame,
+            ServerFrame::Pong {
+                reference: Some(Ref::Number(2)),
+                ..
+            }
+        )
+        .then_some(())
     })
     .await;
 }
