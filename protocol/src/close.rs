@@ -37,6 +37,10 @@ pub enum CloseCode {
     SlowConsumer,
     /// 4002: the client sent frames faster than the rate limit allows, for too long.
     Flood,
+    /// 4003: the session sent no frame and joined no room within `handshake-timeout` of its
+    /// upgrade (an idle socket holding a connection slot). Reconnect when there is something
+    /// to say.
+    FirstFrameTimeout,
     /// 4500: the room name in the URL is not valid; the reason says which rule it broke.
     InvalidRoom,
     /// 4501: the `user` query parameter is not a valid user name.
@@ -51,7 +55,7 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every named code, in table order (for docs and tests).
-    pub const ALL: [CloseCode; 12] = [
+    pub const ALL: [CloseCode; 13] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -61,6 +65,7 @@ impl CloseCode {
         CloseCode::HeartbeatTimeout,
         CloseCode::SlowConsumer,
         CloseCode::Flood,
+        CloseCode::FirstFrameTimeout,
         CloseCode::InvalidRoom,
         CloseCode::InvalidUser,
         CloseCode::Forbidden,
@@ -78,6 +83,7 @@ impl CloseCode {
             CloseCode::HeartbeatTimeout => 4000,
             CloseCode::SlowConsumer => 4001,
             CloseCode::Flood => 4002,
+            CloseCode::FirstFrameTimeout => 4003,
             CloseCode::InvalidRoom => 4500,
             CloseCode::InvalidUser => 4501,
             CloseCode::Forbidden => 4503,
@@ -97,6 +103,7 @@ impl CloseCode {
             CloseCode::HeartbeatTimeout => "timeout",
             CloseCode::SlowConsumer => "slow",
             CloseCode::Flood => "flood",
+            CloseCode::FirstFrameTimeout => "first_frame_timeout",
             CloseCode::InvalidRoom => "invalid_room",
             CloseCode::InvalidUser => "invalid_user",
             CloseCode::Forbidden => "forbidden",

@@ -225,6 +225,19 @@ impl Access {
         Some(proxy.ask(room, user, headers).await)
     }
 
+    /// Whether `--join-proxy` is set (a typed join of a private room with no token asks it).
+    pub(crate) fn has_join_proxy(&self) -> bool {
+        self.join_proxy.is_some()
+    }
+
+    /// What a session keeps of its handshake for later typed joins that ask the join proxy:
+    /// only the headers the proxy forwards (Cookie and `--join-proxy-headers`), boxed, and
+    /// nothing at all without a proxy, so an ordinary session stays small.
+    pub(crate) fn proxy_headers(&self, headers: &HeaderMap) -> Option<Box<HeaderMap>> {
+        let proxy = self.join_proxy.as_ref()?;
+        Some(Box::new(proxy.forwarded(headers)))
+    }
+
     /// Whether a request with these headers comes from an allowed origin. No `Origin` header
     /// (not a browser) passes unless `--require-origin`.
     pub(crate) fn origin_allowed(&self, headers: &HeaderMap) -> Result<(), String> {
@@ -266,6 +279,30 @@ impl Access {
         }
         peer.map(|ip| ip.to_canonical())
     }
+}
+
+/// A `--max-connections-per-ip` slot for the client of a WebSocket upgrade or an SSE stream
+/// (`transport` names it in the log): the same rule and the same 429 for both, counted in
+/// `roomcast_connections_refused_per_ip_total`. `Ok(None)` when the limit is off.
+pub(crate) fn admit_ip(
+    state: &crate::state::AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    transport: &'static str,
+) -> Result<Option<IpPermit>, crate::api_error::ApiError> {
+    let client_ip = state.access.client_ip(headers, peer);
+    state.access.per_ip.acquire(client_ip).map_err(|()| {
+        state.metrics.record_connection_refused_per_ip();
+        let limit = state.access.per_ip.limit();
+        tracing::warn!(ip = ?client_ip, limit, transport, "refused with 429: --max-connections-per-ip");
+        crate::api_error::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!(
+                "this IP has {limit} sessions and streams open (--max-connections-per-ip); close one first"
+            ),
+        )
+    })
 }
 
 /// The token a handshake carries: `?token=`, else `Authorization: Bearer`.

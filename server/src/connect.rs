@@ -109,21 +109,12 @@ async fn accept(
             ),
         ));
     }
-    let client_ip = state
-        .access
-        .client_ip(&handshake.headers, handshake.peer.map(|p| p.0.ip()));
-    let Ok(ip_permit) = state.access.per_ip.acquire(client_ip) else {
-        state.metrics.record_connection_refused_per_ip();
-        let limit = state.access.per_ip.limit();
-        tracing::warn!(ip = ?client_ip, limit, "upgrade refused with 429: --max-connections-per-ip");
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            format!(
-                "this IP has {limit} sessions open (--max-connections-per-ip); close one first"
-            ),
-        ));
-    };
+    let ip_permit = access::admit_ip(
+        state,
+        &handshake.headers,
+        handshake.peer.map(|p| p.0.ip()),
+        "websocket",
+    )?;
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         state.metrics.record_connection_refused();
         tracing::warn!(
@@ -176,6 +167,7 @@ async fn accept(
         room,
         refusal,
         grant: grant.map(Box::new),
+        proxy_headers: state.access.proxy_headers(&handshake.headers),
     };
     let guards = SessionGuards {
         _permit: permit,

@@ -39,6 +39,7 @@ pub struct Metrics {
     connections_refused_per_ip: Counter<u64, AtomicU64>,
     origins_refused: Counter<u64, AtomicU64>,
     access_refused: Family<Labels, Counter<u64, AtomicU64>>,
+    access_expired: Counter<u64, AtomicU64>,
     rooms_refused: Counter<u64, AtomicU64>,
     history_replays: Family<Labels, Counter<u64, AtomicU64>>,
     resident_memory: Gauge<i64, AtomicI64>,
@@ -78,6 +79,7 @@ impl Metrics {
             connections_refused_per_ip: Counter::default(),
             origins_refused: Counter::default(),
             access_refused: Family::default(),
+            access_expired: Counter::default(),
             rooms_refused: Counter::default(),
             history_replays: Family::default(),
             resident_memory: Gauge::default(),
@@ -142,7 +144,7 @@ impl Metrics {
         );
         registry.register(
             "connections_refused_per_ip",
-            "WebSocket upgrades refused with 429 because --max-connections-per-ip was reached",
+            "WebSocket upgrades and SSE streams refused with 429 because --max-connections-per-ip was reached",
             metrics.connections_refused_per_ip.clone(),
         );
         registry.register(
@@ -158,6 +160,11 @@ impl Metrics {
             "access_refused",
             "Joins of private rooms refused, by the rule that failed",
             metrics.access_refused.clone(),
+        );
+        registry.register(
+            "access_expired",
+            "Members removed from a private room because the token that admitted them expired",
+            metrics.access_expired.clone(),
         );
         registry.register(
             "rooms_refused",
@@ -277,6 +284,10 @@ impl Metrics {
 
     pub(crate) fn record_access_refused(&self, rule: &'static str) {
         self.access_refused.get_or_create(&[("rule", rule)]).inc();
+    }
+
+    pub(crate) fn record_access_expired(&self) {
+        self.access_expired.inc();
     }
 
     pub(crate) fn record_rooms_refused(&self, count: usize) {

@@ -13,6 +13,7 @@ mod closing;
 mod commands;
 mod decode;
 mod exit;
+mod expiry;
 mod heartbeat;
 mod inbound;
 mod memberships;
@@ -25,6 +26,7 @@ use std::convert::Infallible;
 use std::future::poll_fn;
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use roomcast_protocol::{RoomName, ServerFrame, UserName};
 use tokio::net::TcpStream;
@@ -35,6 +37,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use self::batch::Deferred;
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
+use self::expiry::Expiries;
 use self::heartbeat::Heartbeat;
 use self::memberships::Memberships;
 use self::rate::RateLimit;
@@ -63,6 +66,9 @@ pub(crate) struct SessionStart {
     pub(crate) refusal: Option<Exit>,
     /// The handshake's verified token, for typed joins of private rooms that carry none.
     pub(crate) grant: Option<Box<Grant>>,
+    /// The handshake's headers the join proxy forwards, for typed joins that ask it (only
+    /// with `--join-proxy`).
+    pub(crate) proxy_headers: Option<Box<HeaderMap>>,
 }
 
 /// Resources a session holds for its whole life and releases by being dropped.
@@ -90,6 +96,13 @@ struct Session {
     deferred: Vec<Deferred>,
     /// The handshake's token, verified (boxed: most sessions have none, and stay small).
     grant: Option<Box<Grant>>,
+    /// What the join proxy forwards of the handshake ([`SessionStart::proxy_headers`]).
+    proxy_headers: Option<Box<HeaderMap>>,
+    /// Until the client's first frame or first room: when the session is closed for having
+    /// neither (`--handshake-timeout` after the upgrade), so an idle socket cannot hold a slot.
+    first_frame_deadline: Option<Instant>,
+    /// The private rooms held by a token, until its `exp`.
+    expiries: Expiries,
     rate: RateLimit,
     state: Arc<AppState>,
 }
@@ -138,6 +151,9 @@ pub(crate) async fn run(
         waiting_joins: WaitingJoins::default(),
         deferred: Vec::new(),
         grant: start.grant,
+        proxy_headers: start.proxy_headers,
+        first_frame_deadline: Some(now() + config.access.handshake_timeout),
+        expiries: Expiries::default(),
         rate: RateLimit::new(config.rate_per_second, config.rate_burst),
         state: state.clone(),
     };
@@ -179,10 +195,18 @@ impl Session {
                 .relay
                 .prepare_join(&self.state.rooms, &room)
                 .await;
+            // A private URL room was opened by the handshake's token (or by the join proxy,
+            // when there was none): the token's room is held until its `exp`.
+            let expires = self
+                .grant
+                .as_ref()
+                .filter(|_| self.state.access.is_private(&room))
+                .map(|grant| grant.admits_until());
             match lease {
-                Ok(lease) => self.join_now(room, None, None, lease)?,
-                Err(e) => self.join_refused(&e, room, None)?,
+                Ok(lease) => self.join_now(room.clone(), None, None, lease)?,
+                Err(e) => self.join_refused(&e, room.clone(), None)?,
             }
+            self.held_until(&room, expires);
         }
         Ok(())
     }
@@ -280,8 +304,38 @@ impl Session {
             writer.trim(&self.outbox);
             writer.put_ahead(Frame::ping(), stream, &self.outbox);
         }
+        while let Some(room) = self.expiries.take_due(now) {
+            self.token_expired(room)?;
+        }
         let next = heartbeat.next_event();
-        Ok(stall_deadline.map_or(next, |stall| stall.min(next)))
+        let next = stall_deadline.map_or(next, |stall| stall.min(next));
+        let next = self.expiries.next().map_or(next, |end| end.min(next));
+        Ok(self
+            .first_frame_deadline(now)?
+            .map_or(next, |join| join.min(next)))
+    }
+
+    /// The first-frame deadline while the client has sent no frame and the session is in no
+    /// room (`None` after either: a client that pings but joins nothing yet, like a chat
+    /// client waiting for its user, is not idle). Past it the session ends with 4003, unless a
+    /// join is still waiting: that join's outcome wakes the loop, and the deadline is checked
+    /// again then.
+    fn first_frame_deadline(&mut self, now: Instant) -> Result<Option<Instant>, Exit> {
+        let Some(deadline) = self.first_frame_deadline else {
+            return Ok(None);
+        };
+        if !self.memberships.is_empty() {
+            self.first_frame_deadline = None;
+            return Ok(None);
+        }
+        if now < deadline {
+            return Ok(Some(deadline));
+        }
+        if self.waiting_joins.is_waiting() {
+            // Not armed: a deadline in the past would wake the loop at once, every turn.
+            return Ok(None);
+        }
+        Err(Exit::Silent(self.state.config.access.handshake_timeout))
     }
 }
 
@@ -316,6 +370,7 @@ mod tests {
             room: None,
             refusal: None,
             grant: None,
+            proxy_headers: None,
         };
         let guards = SessionGuards {
             _permit: state

@@ -35,8 +35,9 @@ use serde::Deserialize;
 use self::cursor::Cursor;
 pub(crate) use self::cursor::Position;
 use self::stream::{Follower, FollowerGuards, Watch};
-use crate::access::{self, Refusal};
+use crate::access::{self, IpPermit, Refusal};
 use crate::api_error::ApiError;
+use crate::auth::PeerAddr;
 use crate::frames::Protocol;
 use crate::outbox::Outbox;
 use crate::room::Member;
@@ -62,13 +63,18 @@ pub(crate) async fn room_stream(
     Path(room): Path<String>,
     Query(query): Query<StreamQuery>,
     abort: Option<Extension<ConnectionAbort>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
 ) -> Response {
+    let client = Client {
+        headers: &headers,
+        peer: peer.map(|p| p.0.0.ip()),
+    };
     follow(
         &state,
         &[room.as_str()],
         &query,
-        &headers,
+        &client,
         abort.map(|a| a.0),
     )
     .await
@@ -80,34 +86,47 @@ pub(crate) async fn rooms_stream(
     State(state): State<Arc<AppState>>,
     Query(query): Query<StreamQuery>,
     abort: Option<Extension<ConnectionAbort>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
 ) -> Response {
+    let client = Client {
+        headers: &headers,
+        peer: peer.map(|p| p.0.0.ip()),
+    };
     let rooms = query.rooms.clone().unwrap_or_default();
     let names: Vec<&str> = rooms
         .split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
-    follow(&state, &names, &query, &headers, abort.map(|a| a.0))
+    follow(&state, &names, &query, &client, abort.map(|a| a.0))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Who asked for a stream: the request's headers and the socket's peer.
+struct Client<'a> {
+    headers: &'a HeaderMap,
+    peer: Option<std::net::IpAddr>,
+}
+
 /// **The admission hook** for SSE: every check that decides whether a follower may follow
 /// `rooms` goes here, before a permit is taken or a room joined, exactly where the WebSocket
-/// upgrade admits its sessions (`connect::accept`). Access control (tokens, origins, per-IP
-/// caps) plugs in here with the same check the upgrade calls.
+/// upgrade admits its sessions (`connect::accept`), with the same checks.
 /// The WebSocket handshake's rules, applied to a stream before it joins anything: the origin
 /// (403), and for each private room a token (`?token=` or `Authorization: Bearer`) that opens
 /// it, or the app's join proxy. A refusal is an HTTP 403 (or 503 when the proxy cannot answer)
-/// naming the rule, sent before any event, so nothing of the room is seen.
+/// naming the rule, sent before any event, so nothing of the room is seen. Then the client's
+/// `--max-connections-per-ip` slot, shared with its WebSocket sessions (429 past it); the
+/// slot returned lives as long as the stream.
 async fn admit(
     state: &AppState,
-    headers: &HeaderMap,
+    client: &Client<'_>,
     query: &StreamQuery,
     rooms: &[RoomName],
-) -> Result<(), ApiError> {
+) -> Result<Option<IpPermit>, ApiError> {
     let access = &state.access;
+    let headers = client.headers;
     if let Err(why) = access.origin_allowed(headers) {
         state.metrics.record_origin_refused();
         return Err(ApiError::new(
@@ -138,16 +157,17 @@ async fn admit(
             refusal.reason(),
         ));
     }
-    Ok(())
+    access::admit_ip(state, headers, client.peer, "sse")
 }
 
 async fn follow(
     state: &Arc<AppState>,
     names: &[&str],
     query: &StreamQuery,
-    headers: &HeaderMap,
+    client: &Client<'_>,
     abort: Option<ConnectionAbort>,
 ) -> Result<Response, ApiError> {
+    let headers = client.headers;
     if !state.is_accepting() {
         return Err(ApiError::unavailable(
             "the server is shutting down; reconnect elsewhere",
@@ -156,7 +176,7 @@ async fn follow(
     let config = &state.config;
     let rooms = room_names(names, config.max_rooms_per_session)?;
     let since = resume_cursor(headers, query, config.max_rooms_per_session)?;
-    admit(state, headers, query, &rooms).await?;
+    let ip_permit = admit(state, client, query, &rooms).await?;
     let Ok(permit) = state.connection_permits.clone().try_acquire_owned() else {
         state.metrics.record_connection_refused();
         tracing::warn!(
@@ -217,6 +237,7 @@ async fn follow(
         state: state.clone(),
         _guards: FollowerGuards {
             _permit: permit,
+            _ip: ip_permit,
             _tracked: state.sessions.token(),
         },
     };

@@ -68,6 +68,17 @@ impl JoinProxy {
         }
     }
 
+    /// The headers of `headers` this proxy forwards: Cookie and `--join-proxy-headers`.
+    pub(crate) fn forwarded(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut kept = HeaderMap::new();
+        for name in std::iter::once(&header::COOKIE).chain(&self.forward) {
+            for value in headers.get_all(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        kept
+    }
+
     /// Asks the app whether the handshake with `headers` may join `room` as `user` (when it
     /// named itself). `Ok(Some(name))`: admitted under the app's name for the member.
     pub(crate) async fn ask(

@@ -47,6 +47,14 @@ impl Grant {
     pub(crate) fn expired_at(&self, now: u64) -> bool {
         self.expires.saturating_add(TOKEN_LEEWAY_SECS) < now
     }
+
+    /// The first second (since the Unix epoch) at which [`Grant::expired_at`] holds: `exp`
+    /// plus the leeway, plus one. A member it admitted is removed then.
+    pub(crate) fn admits_until(&self) -> u64 {
+        self.expires
+            .saturating_add(TOKEN_LEEWAY_SECS)
+            .saturating_add(1)
+    }
 }
 
 /// Checks tokens against one secret.

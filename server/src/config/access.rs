@@ -43,8 +43,8 @@ pub struct AccessConfig {
     #[arg(long, env = "ROOMCAST_REQUIRE_ORIGIN", default_value_t = false)]
     pub require_origin: bool,
 
-    /// Most sessions one client IP may hold open; past it upgrades get HTTP 429. 0 turns the
-    /// limit off.
+    /// Most WebSocket sessions and SSE streams one client IP may hold open together; past it
+    /// upgrades and streams get HTTP 429. 0 turns the limit off.
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
 
@@ -75,7 +75,8 @@ pub struct AccessConfig {
 
     /// How long a client may take to send its request headers, WebSocket upgrades included:
     /// connections that open and send nothing, or trickle a header a byte at a time
-    /// (slowloris), are closed after it. More than 0.
+    /// (slowloris), are closed after it. An upgraded session that sends no frame and is in
+    /// no room within it is closed too (4003). More than 0.
     #[arg(long, env = "ROOMCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
     pub handshake_timeout: Duration,
 

@@ -2,6 +2,8 @@
 //! they are ordered with the room messages around them.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use roomcast_protocol::{
@@ -13,6 +15,7 @@ use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::waiting::{MAX_WAITING_JOINS_PER_SESSION, Prepared, Ready};
 use super::{Exit, Session};
+use crate::access;
 use crate::frames::{self, Protocol};
 use crate::history::MessageData;
 use crate::registry::Lease;
@@ -124,10 +127,13 @@ impl Session {
                 token,
                 reference,
             } => {
-                if self.access_refused(&room, token.as_deref(), reference.as_ref()) {
-                    return Ok(());
-                }
-                return self.join(room, since, reference);
+                let (ask_proxy, expires) =
+                    match self.join_access(&room, token.as_deref(), reference.as_ref()) {
+                        JoinAccess::Open(expires) => (false, expires),
+                        JoinAccess::AskProxy => (true, None),
+                        JoinAccess::Refused => return Ok(()),
+                    };
+                return self.join(room, since, reference, ask_proxy, expires);
             }
             ClientFrame::Leave { room, reference } => self.leave(room, reference),
             ClientFrame::Publish {
@@ -151,46 +157,64 @@ impl Session {
         Ok(())
     }
 
-    /// Checks a typed join of a private room: `token`, else the handshake's. A refusal is
-    /// answered with an error frame `forbidden` naming the rule, and nothing of the room.
-    fn access_refused(
+    /// Checks a typed join of a private room: `token`, else the handshake's, else (with no
+    /// token at all) the app's join proxy when there is one. A refusal is answered with an
+    /// error frame `forbidden` naming the rule, and nothing of the room. A join of a room the
+    /// session is in already passes; with a `token` that token is checked, and extends the
+    /// hold on the room when valid (a refusal then leaves the membership as it was).
+    fn join_access(
         &mut self,
         room: &RoomName,
         token: Option<&str>,
         reference: Option<&Ref>,
-    ) -> bool {
-        if self.memberships.contains_key(room) {
-            return false;
+    ) -> JoinAccess {
+        if self.memberships.contains_key(room) && token.is_none() {
+            return JoinAccess::Open(None);
         }
-        let checked =
-            self.state
-                .access
-                .check_join(room, token, self.grant.as_deref(), Some(&self.user));
-        match checked {
-            Ok(_) => false,
+        let access = &self.state.access;
+        match access.check_join(room, token, self.grant.as_deref(), Some(&self.user)) {
+            Ok(grant) => JoinAccess::Open(grant.map(|grant| grant.admits_until())),
+            Err(access::Refusal::Missing) if access.has_join_proxy() => JoinAccess::AskProxy,
             Err(refusal) => {
-                self.state.metrics.record_access_refused(refusal.rule());
-                self.refuse(
-                    Refusal::new(refusal.error_code(), refusal.reason())
-                        .about(Some(room.clone()), reference.cloned()),
-                );
-                true
+                self.access_refused(&refusal, room.clone(), reference.cloned());
+                JoinAccess::Refused
             }
         }
     }
 
+    /// Answers a typed join refused by the access rules: an error frame naming the rule (the
+    /// session stays open), counted in `roomcast_access_refused_total`.
+    fn access_refused(
+        &mut self,
+        refusal: &access::Refusal,
+        room: RoomName,
+        reference: Option<Ref>,
+    ) {
+        self.state.metrics.record_access_refused(refusal.rule());
+        tracing::info!(session = self.id, rule = refusal.rule(), room = %room, "typed join refused");
+        self.refuse(
+            Refusal::new(refusal.error_code(), refusal.reason()).about(Some(room), reference),
+        );
+    }
+
     /// Joins `room`. Joining a room this session is already in answers `joined` again with the
     /// room's current state and replays nothing. With a relay the room is first loaded on this
-    /// node off the loop ([`WaitingJoins`]) and the join completes when that is done. Only a
-    /// tutorial session's join can end the session (its one room refused); typed sessions get
-    /// an error frame.
+    /// node off the loop ([`WaitingJoins`]), and with `ask_proxy` the app's join proxy is asked
+    /// first, off the loop too (bounded by `--join-proxy-timeout`, its answers cached); the
+    /// join completes when that is done. Only a tutorial session's join can end the session
+    /// (its one room refused); typed sessions get an error frame.
     pub(super) fn join(
         &mut self,
         room: RoomName,
         since: Option<Position>,
         reference: Option<Ref>,
+        ask_proxy: bool,
+        expires: Option<u64>,
     ) -> Result<(), Exit> {
         if self.memberships.contains_key(&room) {
+            if let Some(until) = expires {
+                self.expiries.extend(&room, until);
+            }
             return self.join_now(room, since.as_ref(), reference, None);
         }
         if self.waiting_joins.has(&room) {
@@ -212,16 +236,44 @@ impl Session {
             );
             return Ok(());
         }
-        if !self.state.relay.is_relayed() {
-            return self.join_now(room, since.as_ref(), reference, None);
+        if !ask_proxy && !self.state.relay.is_relayed() {
+            self.join_now(room.clone(), since.as_ref(), reference, None)?;
+            self.held_until(&room, expires);
+            return Ok(());
         }
         let state = self.state.clone();
         let loading = room.clone();
-        let work =
-            async move { Prepared::Relay(state.relay.prepare_join(&state.rooms, &loading).await) };
+        let work: Pin<Box<dyn Future<Output = Prepared> + Send>> = if ask_proxy {
+            let user = self.user.clone();
+            let headers = self.proxy_headers.as_deref().cloned().unwrap_or_default();
+            Box::pin(async move {
+                let verdict = match state
+                    .access
+                    .ask_proxy(&loading, Some(&user), &headers)
+                    .await
+                {
+                    // The session's name is settled at connect: the app may confirm it, not
+                    // change it (nobody speaks as someone else in a private room).
+                    Some(Ok(Some(named))) if named != user => Err(access::Refusal::Impersonation),
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(refusal)) => Err(refusal),
+                    None => Err(access::Refusal::Missing),
+                };
+                match verdict {
+                    Ok(()) => {
+                        Prepared::Access(Ok(state.relay.prepare_join(&state.rooms, &loading).await))
+                    }
+                    Err(refusal) => Prepared::Access(Err(refusal)),
+                }
+            })
+        } else {
+            Box::pin(async move {
+                Prepared::Relay(state.relay.prepare_join(&state.rooms, &loading).await)
+            })
+        };
         if self
             .waiting_joins
-            .wait(room.clone(), since, reference.clone(), work)
+            .wait(room.clone(), since, reference.clone(), expires, work)
             .is_err()
         {
             self.refuse(
@@ -237,13 +289,23 @@ impl Session {
         Ok(())
     }
 
-    /// Completes a join whose room the relay has loaded (or failed to).
+    /// Completes a join whose room the relay has loaded (or failed to), or that the app's
+    /// join proxy has answered.
     pub(super) fn finish_waiting_join(&mut self, ready: Ready) -> Result<(), Exit> {
         match ready.prepared {
-            Prepared::Relay(Ok(lease)) => {
-                self.join_now(ready.room, ready.since.as_ref(), ready.reference, lease)
+            Prepared::Relay(Ok(lease)) | Prepared::Access(Ok(Ok(lease))) => {
+                let room = ready.room.clone();
+                self.join_now(ready.room, ready.since.as_ref(), ready.reference, lease)?;
+                self.held_until(&room, ready.expires);
+                Ok(())
             }
-            Prepared::Relay(Err(e)) => self.join_refused(&e, ready.room, ready.reference),
+            Prepared::Relay(Err(e)) | Prepared::Access(Ok(Err(e))) => {
+                self.join_refused(&e, ready.room, ready.reference)
+            }
+            Prepared::Access(Err(refusal)) => {
+                self.access_refused(&refusal, ready.room, ready.reference);
+                Ok(())
+            }
         }
     }
 
@@ -302,7 +364,44 @@ impl Session {
         Ok(())
     }
 
+    /// Records that the token which opened `room` admits until `expires` (seconds since the
+    /// Unix epoch), if the session did join it.
+    pub(super) fn held_until(&mut self, room: &RoomName, expires: Option<u64>) {
+        if let Some(until) = expires
+            && self.memberships.contains_key(room)
+        {
+            self.expiries.hold(room, until);
+        }
+    }
+
+    /// The token that opened `room` has expired: the member is removed from it (the others
+    /// see it leave as `closed`) and told with an error frame `forbidden: expired`; a tutorial
+    /// session, whose one room it was, is closed with 4503.
+    pub(super) fn token_expired(&mut self, room: RoomName) -> Result<(), Exit> {
+        let Some(mut membership) = self.memberships.remove(&room) else {
+            return Ok(());
+        };
+        membership.set_reason(LeaveReason::Closed);
+        drop(membership);
+        self.state.metrics.record_access_expired();
+        let refusal = access::Refusal::Expired;
+        tracing::info!(session = self.id, room = %room, "token expired; member removed");
+        if self.protocol == Protocol::Tutorial {
+            return Err(Exit::Refused(refusal.close_code(), refusal.reason()));
+        }
+        // Not `refuse`: no client frame was refused (`frames_refused` counts those).
+        self.queue(frames::error(
+            self.protocol,
+            refusal.error_code(),
+            refusal.reason(),
+            Some(room),
+            None,
+        ));
+        Ok(())
+    }
+
     fn leave(&mut self, room: RoomName, reference: Option<Ref>) {
+        self.expiries.forget(&room);
         match self.memberships.remove(&room) {
             Some(mut membership) => {
                 membership.set_reason(LeaveReason::Left);
@@ -415,6 +514,17 @@ impl Session {
             ),
         }
     }
+}
+
+/// What the access rules say about a typed join, before any room work.
+enum JoinAccess {
+    /// A public room, or a private one the session's token opens (until the second given:
+    /// [`crate::access::Grant::admits_until`]).
+    Open(Option<u64>),
+    /// A private room and no token: the app's join proxy decides, off the loop.
+    AskProxy,
+    /// Refused, and answered already.
+    Refused,
 }
 
 fn not_joined(room: RoomName, reference: Option<Ref>) -> Refusal {

@@ -19,6 +19,9 @@ pub(crate) enum Exit {
     WriteStalled(Duration),
     /// The client kept sending over the rate limit.
     Flood,
+    /// The session sent no frame and joined no room within `--handshake-timeout` of its
+    /// upgrade.
+    Silent(Duration),
     /// A frame passed `max_message_bytes`.
     TooBig(usize),
     /// The client broke the WebSocket protocol.
@@ -51,6 +54,12 @@ impl Exit {
                 CloseCode::Flood,
                 "too many frames: rate limit exceeded".to_owned(),
             ),
+            Exit::Silent(timeout) => (
+                CloseCode::FirstFrameTimeout,
+                format!(
+                    "no frame and no room within {timeout:?} of the upgrade (--handshake-timeout)"
+                ),
+            ),
             Exit::TooBig(limit) => (
                 CloseCode::MessageTooBig,
                 format!("frame larger than {limit} bytes"),
@@ -74,6 +83,7 @@ impl Exit {
             Exit::Shutdown => LeaveReason::Shutdown,
             Exit::Vanished
             | Exit::Flood
+            | Exit::Silent(_)
             | Exit::TooBig(_)
             | Exit::ProtocolError
             | Exit::Refused(..) => LeaveReason::Closed,
@@ -86,6 +96,7 @@ impl Exit {
             Exit::Timeout(_) => Some("timeout"),
             Exit::QueueOverflow(_) | Exit::WriteStalled(_) => Some("slow"),
             Exit::Flood => Some("flood"),
+            Exit::Silent(_) => Some("first_frame_timeout"),
             Exit::TooBig(_) => Some("too_big"),
             Exit::ProtocolError => Some("protocol_error"),
             Exit::Shutdown => Some("shutdown"),
@@ -112,6 +123,7 @@ mod tests {
             Exit::QueueOverflow(usize::MAX),
             Exit::WriteStalled(Duration::from_secs(10)),
             Exit::Flood,
+            Exit::Silent(Duration::from_secs(u64::MAX)),
             Exit::TooBig(usize::MAX),
             Exit::ProtocolError,
             Exit::Shutdown,

@@ -74,7 +74,11 @@ impl Session {
         let mut latest_ping = None;
         loop {
             let inbound = match connection.reader.next() {
-                Ok(Some(inbound)) => inbound,
+                Ok(Some(inbound)) => {
+                    // The client has said something: it is not an idle socket.
+                    self.first_frame_deadline = None;
+                    inbound
+                }
                 Ok(None) => break,
                 Err(ReadError::TooBig) => {
                     return Err(Exit::TooBig(self.state.config.max_message_bytes));

@@ -39,6 +39,10 @@ impl Memberships {
         self.0.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The rooms, in no particular order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &RoomName> {
         self.0.iter().map(|(name, _)| name)

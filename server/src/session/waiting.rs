@@ -1,5 +1,6 @@
 //! Joins that wait off the loop: with `--redis-url`, a room must be subscribed and loaded on
-//! this node before a member joins it (one Redis round trip). The work runs in its own task and
+//! this node before a member joins it (one Redis round trip), and a private room joined with
+//! no token waits for the app's join proxy (`--join-proxy`). The work runs in its own task and
 //! its outcome comes back through a bounded channel that the loop reads like any other event,
 //! so a slow Redis never stalls a session's pings, writes or other rooms.
 
@@ -9,11 +10,12 @@ use roomcast_protocol::{Position, Ref, RoomName};
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::access::Refusal;
 use crate::registry::Lease;
 use crate::relay::PublishError;
 
 /// Most joins one session may have waiting at once; more are refused (`unavailable`). Each
-/// waits at most the relay's command timeout.
+/// waits at most the join proxy's timeout plus the relay's command timeout.
 pub(crate) const MAX_WAITING_JOINS_PER_SESSION: usize = 8;
 
 /// What a waiting join was waiting for, once it is there.
@@ -21,6 +23,9 @@ pub(crate) const MAX_WAITING_JOINS_PER_SESSION: usize = 8;
 pub(crate) enum Prepared {
     /// The relay loaded the room (the lease holds it until the join), or could not.
     Relay(Result<Option<Lease>, PublishError>),
+    /// The app's join proxy admitted the session (and then the relay prepared the room, as
+    /// for [`Prepared::Relay`]), or refused it with this rule.
+    Access(Result<Result<Option<Lease>, PublishError>, Refusal>),
 }
 
 /// A join whose preparation finished, with what the session needs to complete it.
@@ -29,6 +34,8 @@ pub(crate) struct Ready {
     pub(crate) room: RoomName,
     pub(crate) since: Option<Position>,
     pub(crate) reference: Option<Ref>,
+    /// When the token that opened the room stops admitting (seconds since the Unix epoch).
+    pub(crate) expires: Option<u64>,
     pub(crate) prepared: Prepared,
 }
 
@@ -53,6 +60,7 @@ impl WaitingJoins {
         room: RoomName,
         since: Option<Position>,
         reference: Option<Ref>,
+        expires: Option<u64>,
         work: impl Future<Output = Prepared> + Send + 'static,
     ) -> Result<(), TooManyWaiting> {
         if self.waiting >= MAX_WAITING_JOINS_PER_SESSION {
@@ -70,6 +78,7 @@ impl WaitingJoins {
                 room,
                 since,
                 reference,
+                expires,
                 prepared,
             };
             // One slot per waiting join, so this never waits; it fails only when the session

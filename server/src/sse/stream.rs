@@ -56,6 +56,9 @@ impl Watch {
 pub(crate) struct FollowerGuards {
     /// One of `--max-connections`.
     pub(crate) _permit: OwnedSemaphorePermit,
+    /// One of `--max-connections-per-ip` for the client's IP (when that limit is on): a
+    /// stream counts like a WebSocket session.
+    pub(crate) _ip: Option<crate::access::IpPermit>,
     /// Lets shutdown wait for this stream.
     pub(crate) _tracked: TaskTrackerToken,
 }

@@ -1,9 +1,12 @@
 //! Private rooms: each token rule refused with its own reason and nothing of the room sent;
-//! impersonation; a token for one room does not open another; origins; per-IP and total caps.
+//! impersonation; a token for one room does not open another; origins; per-IP and total caps
+//! (WebSocket and SSE together, X-Forwarded-For behind a trusted proxy); slowloris sockets and
+//! upgraded sockets that never join a room.
 
+use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{
-    ClientError, Connection, ErrorCode, Incoming, Ref, ServerFrame, TokenClaims, TutorialFrame,
-    TutorialSend,
+    ClientError, ClientFrame, Connection, ErrorCode, Incoming, Ref, SUBPROTOCOL_V1, ServerFrame,
+    TokenClaims, TutorialFrame, TutorialSend,
 };
 use roomcast_server::Config;
 use roomcast_server::access::mint;
@@ -12,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::support::{TestServer, eventually, next_typed, room, within};
+use crate::support::{TestServer, WAIT, eventually, next_typed, raw_close, room, within};
 
 const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
 const SECRET_STATUS: &str = "payment 1 is paid";
@@ -636,4 +639,445 @@ async fn a_private_room_over_sse_needs_the_token_that_opens_it() {
     );
     let mut follower = crate::support::SseFollower::open(&server, &admitted, None).await;
     assert_eq!(follower.next_message().await, SECRET_STATUS);
+}
+
+/// `roomcast_evictions_total{reason}` as `/metrics` renders it now.
+async fn evictions(server: &TestServer, reason: &str) -> u64 {
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    let sample = format!("roomcast_evictions_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&sample))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn five_hundred_idle_typed_sockets_are_closed_4003_and_give_their_places_back() {
+    const SOCKETS: usize = 500;
+    // Long enough to open 500 upgrades on a loaded 2-core machine (4.8 s seen under a full
+    // workspace run); each socket's bound is measured from its own upgrade.
+    let timeout = std::time::Duration::from_secs(6);
+    let server = TestServer::start(Config {
+        // The idle sockets and one chat member fill the server exactly.
+        max_connections: SOCKETS + 1,
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let url = server.url.ws("ws");
+    let mut idle = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        // Upgraded with the typed subprotocol, and then nothing: no frame, no join, ever. The
+        // bound starts when the server has the upgrade, so after this instant.
+        let asked = tokio::time::Instant::now();
+        let socket = within(
+            "an idle upgrade",
+            RawSocket::connect(&url, Some(SUBPROTOCOL_V1), WAIT),
+        )
+        .await
+        .expect("the upgrade");
+        idle.push((socket, asked));
+    }
+    let mut member = server.member("lobby").await;
+    let first_bound = idle[0].1 + timeout;
+    assert!(
+        tokio::time::Instant::now() < first_bound,
+        "opening the sockets took longer than the bound"
+    );
+    assert_eq!(
+        connect_status(&server).await.err(),
+        Some(503),
+        "the idle sockets hold their places until the bound"
+    );
+    member.say("still here").await;
+    assert_eq!(member.next_text().await, "still here");
+    within("every idle socket to be closed", async {
+        for (socket, opened) in &mut idle {
+            let (code, reason) = raw_close(socket).await;
+            let after = opened.elapsed();
+            assert_eq!(code, 4003, "{reason}");
+            assert!(reason.contains("--handshake-timeout"), "{reason}");
+            assert!(
+                after >= timeout,
+                "closed {after:?} after asking for its upgrade"
+            );
+        }
+    })
+    .await;
+    let last_opened = idle[SOCKETS - 1].1;
+    assert!(
+        last_opened.elapsed() < timeout + std::time::Duration::from_secs(3),
+        "closed late: {:?} after the last upgrade",
+        last_opened.elapsed()
+    );
+    // Their places are free again, the member is still there, and the closes were counted.
+    eventually("the places to come back", || async {
+        connect_status(&server).await.ok()
+    })
+    .await;
+    member.say("and still here").await;
+    assert_eq!(member.next_text().await, "and still here");
+    assert_eq!(
+        evictions(&server, "first_frame_timeout").await,
+        SOCKETS as u64
+    );
+}
+
+#[tokio::test]
+async fn sessions_that_said_something_or_are_in_a_room_are_not_closed_at_the_first_frame_bound() {
+    let timeout = std::time::Duration::from_secs(1);
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            handshake_timeout: timeout,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    // Joined with a frame; joined by its URL without a frame; a ping and no room (a chat
+    // client waiting for its user to pick a room); and bob, who says nothing.
+    let mut joined = server.peer("ana", "lobby").await;
+    let mut by_url = server.member("lobby").await;
+    let mut pinging = server.typed("carla").await;
+    within(
+        "ping",
+        pinging.send(&ClientFrame::Ping {
+            reference: Some(Ref::Number(1)),
+        }),
+    )
+    .await
+    .expect("send");
+    let mut idle = server.typed("bob").await;
+    let (code, reason) = crate::support::typed_close(&mut idle).await;
+    assert_eq!(code, Some(4003), "{reason}");
+    // Past the bound (bob was closed at it), the others are all still there.
+    within(
+        "publish",
+        joined.publish(&room("lobby"), "hello", Some(Ref::Number(1))),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(&mut joined, "the ack", |frame| {
+        matches!(frame, ServerFrame::Ack { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(by_url.next_text().await, "hello");
+    within(
+        "ping",
+        pinging.send(&ClientFrame::Ping {
+            reference: Some(Ref::Number(2)),
+        }),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(&mut pinging, "the second pong", |frame| {
+        matches!(
+            frame,
+            ServerFrame::Pong {
+                reference: Some(Ref::Number(2)),
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+}
+
+/// Opens `GET path` as a WebSocket upgrade (`/ws` with the typed subprotocol, else a tutorial
+/// room URL) with `extra` header lines; returns the status line and the socket, kept open.
+async fn upgrade_with(server: &TestServer, path: &str, extra: &str) -> (String, TcpStream) {
+    let mut stream = within("connect", TcpStream::connect(server.addr))
+        .await
+        .expect("connect");
+    let protocol = if path == "/ws" {
+        format!("Sec-WebSocket-Protocol: {SUBPROTOCOL_V1}\r\n")
+    } else {
+        String::new()
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{protocol}{extra}\r\n",
+        server.addr
+    );
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut head = vec![0; 1024];
+    let read = within("the answer", stream.read(&mut head))
+        .await
+        .expect("read");
+    let head = String::from_utf8_lossy(&head[..read]).into_owned();
+    (head.lines().next().unwrap_or_default().to_owned(), stream)
+}
+
+/// Opens an SSE stream of `lobby` with `extra` headers; the status and, when admitted, the
+/// response (the stream stays open while it lives).
+async fn sse_with(server: &TestServer, extra: &[(&str, &str)]) -> (u16, Option<reqwest::Response>) {
+    let mut request = server.http().get(server.http_url("sse/lobby/"));
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = within("the SSE answer", request.send())
+        .await
+        .expect("an answer");
+    let status = response.status().as_u16();
+    if status == 200 {
+        (status, Some(response))
+    } else {
+        let body = within("the body", response.text()).await.expect("a body");
+        assert!(
+            body.contains("--max-connections-per-ip"),
+            "the refusal names the bound: {body}"
+        );
+        (status, None)
+    }
+}
+
+#[tokio::test]
+async fn sse_streams_and_websocket_sessions_share_the_per_ip_cap() {
+    let server = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 3,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let (status, _ws) = upgrade_with(&server, "/ws", "").await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (status, _first) = sse_with(&server, &[]).await;
+    assert_eq!(status, 200);
+    let (status, _second) = sse_with(&server, &[]).await;
+    assert_eq!(status, 200);
+    // One WebSocket and two streams: the fourth connection of either kind is refused.
+    assert_eq!(sse_with(&server, &[]).await.0, 429, "a fourth stream");
+    let (status, _) = upgrade_with(&server, "/ws", "").await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "a fourth socket: {status}"
+    );
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    assert!(
+        text.contains("roomcast_connections_refused_per_ip_total 2"),
+        "both refusals counted"
+    );
+}
+
+#[tokio::test]
+async fn with_trust_proxy_headers_the_last_x_forwarded_for_entry_is_the_client_and_without_it_the_header_is_ignored()
+ {
+    let trusting = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 1,
+            trust_proxy_headers: true,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let upgrade = |xff: &'static str| {
+        let extra = if xff.is_empty() {
+            String::new()
+        } else {
+            format!("X-Forwarded-For: {xff}\r\n")
+        };
+        let server = &trusting;
+        async move { upgrade_with(server, "/ws/chat/lobby/", &extra).await }
+    };
+    let (status, _a) = upgrade("203.0.113.9, 10.0.0.1").await;
+    assert!(status.starts_with("HTTP/1.1 101"), "10.0.0.1: {status}");
+    let (status, _) = upgrade("198.51.100.1, 10.0.0.1").await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "10.0.0.1 again, whatever the client claimed before it: {status}"
+    );
+    let (status, _b) = upgrade("10.0.0.1, 10.0.0.2").await;
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "10.0.0.2, though it names 10.0.0.1 first: {status}"
+    );
+    let (status, _peer) = upgrade("").await;
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "no header: the socket's peer: {status}"
+    );
+    // SSE reads the same client IP and shares the same slots.
+    assert_eq!(
+        sse_with(&trusting, &[("x-forwarded-for", "10.0.0.2")])
+            .await
+            .0,
+        429
+    );
+    let (status, _c) = sse_with(&trusting, &[("x-forwarded-for", "10.0.0.3")]).await;
+    assert_eq!(status, 200);
+
+    let ignoring = TestServer::start(Config {
+        access: AccessConfig {
+            max_connections_per_ip: 1,
+            ..AccessConfig::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    let (status, _d) = upgrade_with(
+        &ignoring,
+        "/ws/chat/lobby/",
+        "X-Forwarded-For: 10.0.0.1\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let (status, _) = upgrade_with(
+        &ignoring,
+        "/ws/chat/lobby/",
+        "X-Forwarded-For: 10.0.0.2\r\n",
+    )
+    .await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "without the flag both are 127.0.0.1: {status}"
+    );
+    assert_eq!(
+        sse_with(&ignoring, &[("x-forwarded-for", "10.0.0.3")])
+            .await
+            .0,
+        429
+    );
+}
+
+/// A typed session named `name`, with no token at connect.
+async fn typed_as(server: &TestServer, name: &str) -> roomcast_protocol::Client {
+    let options = roomcast_protocol::ConnectOptions {
+        user: Some(crate::support::user(name)),
+        room: None,
+        token: None,
+    };
+    within(
+        "connect",
+        roomcast_protocol::Client::connect(&server.url, options),
+    )
+    .await
+    .expect("a typed session")
+}
+
+/// Joins `pagamento_1` with a token for `claims`, and reads its `joined`.
+async fn join_with(client: &mut roomcast_protocol::Client, claims: &TokenClaims, reference: u64) {
+    within(
+        "join",
+        client.join_with_token(
+            &room("pagamento_1"),
+            &token(claims),
+            Some(Ref::Number(reference)),
+        ),
+    )
+    .await
+    .expect("send");
+    crate::support::wait_for(client, "joined", |frame| {
+        matches!(frame, ServerFrame::Joined { .. }).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_member_whose_token_expires_is_removed_unless_a_fresh_token_extended_its_hold() {
+    let server = TestServer::start(private_config()).await;
+    // `exp` a few seconds past: still admitted (5 s of leeway), expired a few seconds from now.
+    let expiring = |sub: &str, ago: u64| TokenClaims {
+        exp: now() - ago,
+        ..claims(sub, &["pagamento_*"])
+    };
+    let mut ana = typed_as(&server, "ana").await;
+    let mut bob = typed_as(&server, "bob").await;
+    // bob's token ends a second before ana's; he joins again with a fresh one meanwhile.
+    join_with(&mut ana, &expiring("ana", 2), 1).await;
+    join_with(&mut bob, &expiring("bob", 3), 1).await;
+    join_with(&mut bob, &claims("bob", &["pagamento_1"]), 2).await;
+    // A tutorial session's one room, opened by a token of the same age as ana's; it waits
+    // alongside her.
+    let url = socket_url(
+        &server,
+        "ws/chat/pagamento_9/",
+        &[("token", &token(&expiring("carla", 2)))],
+    );
+    let started = tokio::time::Instant::now();
+    let ana_removed = crate::support::wait_for(&mut ana, "the expiry", |frame| match frame {
+        ServerFrame::Error {
+            code,
+            message,
+            room,
+            ..
+        } => Some((*code, message.clone(), room.clone())),
+        _ => None,
+    });
+    let ((code, message, room_named), carla) = tokio::join!(ana_removed, first_tutorial(&url));
+    assert_eq!(code, ErrorCode::Forbidden);
+    assert!(message.starts_with("forbidden: expired:"), "{message}");
+    assert_eq!(room_named.as_ref().map(|r| r.as_str()), Some("pagamento_1"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "removed at exp + leeway"
+    );
+    // ana is out of the room; her session goes on.
+    within(
+        "publish",
+        ana.publish(&room("pagamento_1"), "still here?", Some(Ref::Number(2))),
+    )
+    .await
+    .expect("send");
+    let (code, _, reference) = typed_error(next_typed(&mut ana).await);
+    assert_eq!(code, ErrorCode::NotJoined);
+    assert_eq!(reference, Some(Ref::Number(2)));
+    // bob's old token ended a second before ana's, but his fresh one holds the room.
+    within(
+        "publish",
+        bob.publish(&room("pagamento_1"), "still here", Some(Ref::Number(3))),
+    )
+    .await
+    .expect("send");
+    let answer = crate::support::wait_for(&mut bob, "the publish's answer", |frame| match frame {
+        ServerFrame::Ack { .. } | ServerFrame::Error { .. } => Some(frame.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(matches!(answer, ServerFrame::Ack { .. }), "{answer:?}");
+
+    // carla's tutorial session is closed.
+    match carla {
+        Incoming::Closed(info) => {
+            assert_eq!(info.code.map(|c| c.as_u16()), Some(4503), "{info:?}");
+            assert!(info.reason.starts_with("forbidden: expired:"), "{info:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = within(
+        "GET /metrics",
+        server.http().get(server.http_url("metrics")).send(),
+    )
+    .await
+    .expect("GET /metrics")
+    .text()
+    .await
+    .expect("text");
+    assert!(
+        text.contains("roomcast_access_expired_total 2"),
+        "ana and carla counted"
+    );
 }

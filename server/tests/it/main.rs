@@ -16,6 +16,7 @@ mod config;
 mod deploy;
 mod docs;
 mod drain;
+mod fuzz_http;
 mod heartbeat;
 mod lifecycle;
 mod limits;
