@@ -68,7 +68,7 @@ fn read(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Vec<RoomName>, Checked), ApiError> {
     let body = body.map_err(|rejection| too_large(&rejection))?;
-    let request: BroadcastRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: BroadcastRequest = crate::publish::decode_json(&body).map_err(|e| {
         ApiError::bad_request(
             ErrorCode::InvalidJson,
             format!("expected {{\"rooms\": [...], \"message\": \"...\"}}: {e}"),

@@ -154,7 +154,7 @@ pub(crate) fn read_body(
             )
         })
     } else if content_type.starts_with("application/json") {
-        serde_json::from_slice(&body).map_err(|e| {
+        decode_json(&body).map_err(|e| {
             ApiError::bad_request(
                 ErrorCode::InvalidJson,
                 format!("the body is not the JSON {{\"message\": \"...\"}}: {e}"),
@@ -167,6 +167,21 @@ pub(crate) fn read_body(
             format!("unsupported content type {content_type:?}; send application/json or a form"),
         ))
     }
+}
+
+/// Decodes a JSON body; a value of the wrong type is named by its field
+/// (`message: invalid type: integer `5`, expected a string`), not only by its line and column.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        }
+    })?;
+    // Trailing bytes after the value are an error, as `serde_json::from_slice` has it.
+    reader.end().map_err(|e| e.to_string())?;
+    Ok(value)
 }
 
 pub(crate) fn too_large(rejection: &BytesRejection) -> ApiError {

@@ -307,3 +307,30 @@ async fn the_metrics_page_parses_and_its_counters_move_when_things_happen() {
     assert!(moved("roomcast_messages_delivered_total") >= 2.0);
     assert_eq!(value(&after, "roomcast_rooms"), 1.0);
 }
+
+#[tokio::test]
+async fn a_body_field_of_the_wrong_type_is_a_400_that_names_the_field() {
+    let server = TestServer::start(Config::default()).await;
+    for (path, body, field) in [
+        (
+            "api/rooms/lobby/messages",
+            serde_json::json!({"message": 5}),
+            "message",
+        ),
+        (
+            "api/broadcast",
+            serde_json::json!({"rooms": ["a", 7], "message": "hi"}),
+            "rooms[1]",
+        ),
+    ] {
+        let response = post(&server, path, body).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let error: serde_json::Value = response.json().await.expect("a JSON error");
+        assert_eq!(error["error"]["code"], "invalid_json", "{path}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("{field}: invalid type")),
+            "{path}: the error names {field}: {message}"
+        );
+    }
+}
