@@ -6,6 +6,7 @@ mod support;
 mod bench;
 mod blackhole;
 mod dead_clients;
+mod private_rooms;
 mod send_listen;
 mod silent_server;
 mod soak;

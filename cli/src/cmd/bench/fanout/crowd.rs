@@ -63,6 +63,7 @@ impl Crowd {
                         &ctx.server,
                         room,
                         &user_name(&format!("pub-{run}-{r}-{m}"))?,
+                        None,
                     )
                 } else {
                     ctx.server.room_socket(room)
