@@ -49,8 +49,9 @@ not connect. Every flag has a ROOMCAST_* environment twin, shown in each command
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The server's base URL, http(s):// or ws(s):// alike; socket and HTTP addresses are
-    /// derived from it. `soak` takes several (the nodes of one cluster: repeat the flag or
-    /// separate with commas) and spreads its clients over them; other commands use the first.
+    /// derived from it. `soak` and `bench fanout|connect|evict` take several (the nodes of one
+    /// cluster: repeat the flag or separate with commas) and spread their clients over them;
+    /// other commands use the first.
     #[arg(long, global = true, env = "ROOMCAST_URL", default_value = DEFAULT_SERVER_URL,
           value_delimiter = ',', action = clap::ArgAction::Append)]
     pub url: Vec<ServerUrl>,

@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod bench_cluster;
 mod blackhole;
 mod dead_clients;
 mod private_rooms;
