@@ -52,10 +52,13 @@ impl Drop for SecretFile {
     }
 }
 
-/// What `roomcast token ARGS` prints, asserting it succeeded.
-async fn minted(server: &TestServer, args: &[&str]) -> String {
+/// What `roomcast token --secret SECRET --user USER --room ROOM EXTRA...` prints, asserting
+/// it succeeded.
+async fn minted(server: &TestServer, user: &str, room: &str, extra: &[&str]) -> String {
     let mut command = server.roomcast();
-    command.arg("token").args(args);
+    command
+        .args(["token", "--secret", SECRET, "--user", user, "--room", room])
+        .args(extra);
     let output = assert(command).await.success();
     String::from_utf8(output.get_output().stdout.clone())
         .expect("UTF-8")
@@ -66,20 +69,7 @@ async fn minted(server: &TestServer, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_from_roomcast_token_opens_its_room_and_no_other() {
     let server = private_server().await;
-    let token = minted(
-        &server,
-        &[
-            "--secret",
-            SECRET,
-            "--user",
-            "ana",
-            "--room",
-            "pagamento_1",
-            "--ttl",
-            "10m",
-        ],
-    )
-    .await;
+    let token = minted(&server, "ana", "pagamento_1", &["--ttl", "10m"]).await;
 
     let mut send = server.roomcast();
     send.args([
@@ -127,19 +117,7 @@ async fn a_token_from_roomcast_token_opens_its_room_and_no_other() {
         .stderr(predicate::str::contains("impersonation"));
 
     // --json wraps the same token.
-    let json = minted(
-        &server,
-        &[
-            "--json",
-            "--secret",
-            SECRET,
-            "--user",
-            "ana",
-            "--room",
-            "pagamento_1",
-        ],
-    )
-    .await;
+    let json = minted(&server, "ana", "pagamento_1", &["--json"]).await;
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
     assert!(
         parsed["token"]
@@ -265,11 +243,7 @@ async fn a_soak_of_private_rooms_runs_with_minted_tokens_and_is_refused_without(
         .stderr(predicate::str::contains("4503").and(predicate::str::contains("missing")));
 
     // One token for every client: a private room admits it only under its sub.
-    let token = minted(
-        &server,
-        &["--secret", SECRET, "--user", "ana", "--room", "soak-*"],
-    )
-    .await;
+    let token = minted(&server, "ana", "soak-*", &[]).await;
     let mut shared = server.roomcast();
     shared.args(["--token", &token]).args(soak_args);
     assert(shared)
