@@ -49,8 +49,9 @@ not connect. Every flag has a ROOMCAST_* environment twin, shown in each command
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The server's base URL, http(s):// or ws(s):// alike; socket and HTTP addresses are
-    /// derived from it. `soak` takes several (the nodes of one cluster: repeat the flag or
-    /// separate with commas) and spreads its clients over them; other commands use the first.
+    /// derived from it. `soak` and `bench fanout|connect|evict` take several (the nodes of one
+    /// cluster: repeat the flag or separate with commas) and spread their clients over them;
+    /// other commands use the first.
     #[arg(long, global = true, env = "ROOMCAST_URL", default_value = DEFAULT_SERVER_URL,
           value_delimiter = ',', action = clap::ArgAction::Append)]
     pub url: Vec<ServerUrl>,
@@ -61,9 +62,28 @@ pub struct GlobalArgs {
     pub api_key: Option<String>,
 
     /// Access token for the server's private rooms (from `roomcast token` or your backend),
-    /// sent by every socket the command opens.
-    #[arg(long, global = true, env = "ROOMCAST_TOKEN", hide_env_values = true)]
+    /// sent by every socket the command opens. A private room admits it only under its `sub`:
+    /// for `soak` and `dead-clients`, whose clients have names of their own, give
+    /// --token-secret-file instead.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMCAST_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_secret_file"
+    )]
     pub token: Option<String>,
+
+    /// File holding the server's --token-secret: `soak` and `dead-clients` then mint one
+    /// token per simulated client, for its own name and room (so they work in private rooms);
+    /// `listen` and `send` mint one for their --user and rooms.
+    #[arg(
+        long,
+        global = true,
+        env = "ROOMCAST_TOKEN_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    pub token_secret_file: Option<std::path::PathBuf>,
 
     /// Machine-readable output: one JSON object per line on stdout.
     #[arg(long, global = true, env = "ROOMCAST_JSON", value_parser = FalseyValueParser::new(), default_value_t = false)]

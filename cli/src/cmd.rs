@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::api::Api;
 use crate::cli::{Cli, Command};
 use crate::exit::Code;
+use crate::tokens::{Credentials, Minter};
 
 /// What every command gets: where the server is, how to talk to its HTTP API, and how to
 /// print.
@@ -36,8 +37,8 @@ pub struct Ctx {
     pub json: bool,
     /// `--quiet`: no status lines on stderr.
     pub quiet: bool,
-    /// `--token`: the access token sockets present for private rooms.
-    pub token: Option<String>,
+    /// `--token` or `--token-secret-file`: the tokens sockets present for private rooms.
+    pub credentials: Credentials,
 }
 
 impl Ctx {
@@ -65,7 +66,7 @@ pub fn run(cli: Cli) -> Result<Code> {
         servers: global.url,
         json: global.json,
         quiet: global.quiet,
-        token: global.token,
+        credentials: credentials(global.token, global.token_secret_file.as_deref())?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,6 +87,19 @@ pub fn run(cli: Cli) -> Result<Code> {
     // Load commands leave sockets in tasks; do not wait for them past the answer.
     runtime.shutdown_background();
     code
+}
+
+/// The tokens the command's sockets present: `--token` as given, or minted per client from
+/// `--token-secret-file` (read once, at start: a missing file is a usage error).
+fn credentials(
+    token: Option<String>,
+    secret_file: Option<&std::path::Path>,
+) -> Result<Credentials> {
+    Ok(match (token, secret_file) {
+        (Some(token), _) => Credentials::Shared(token),
+        (None, Some(path)) => Credentials::Minted(Minter::from_file(path)?),
+        (None, None) => Credentials::Anonymous,
+    })
 }
 
 /// Writes `value` as one JSON line and flushes, so a reader of a pipe sees it at once. Strings

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use roomcast_protocol::{ClientError, ServerUrl};
+use roomcast_protocol::{ClientError, CloseCode, CloseInfo, ServerUrl};
 
 /// The process's exit status. Scripts branch on these, so they never change meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +83,26 @@ pub fn report(err: &anyhow::Error, server: &ServerUrl) -> Code {
             server.ws("").as_str().trim_end_matches('/')
         ),
         Code::Usage => eprintln!("hint: see `roomcast --help` or `roomcast <command> --help`"),
+        _ if refused_by_a_private_room(err) => eprintln!(
+            "hint: the room is private: give --token (a token whose sub is the client's name), \
+             or --token-secret-file to mint one per client"
+        ),
         _ => {}
     }
     code
+}
+
+/// Whether a session in the chain was closed with 4503 (a private room's refusal).
+fn refused_by_a_private_room(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ClientError>(),
+            Some(ClientError::Closed(CloseInfo {
+                code: Some(CloseCode::Forbidden),
+                ..
+            }))
+        )
+    })
 }
 
 #[cfg(test)]

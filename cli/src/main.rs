@@ -12,6 +12,7 @@
 //! - `api`: the HTTP API client (info, rooms, send-test, metrics).
 //! - `load/*`: what the load commands share: raw sockets that misbehave on purpose, message
 //!   stamps, latency histograms, pacing and sequence checks.
+//! - `tokens`: access tokens minted (`token`, and each load client) or given (`--token`).
 //! - `units`: how durations, rates and sizes are written on the command line.
 
 mod api;
@@ -19,6 +20,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod load;
+mod tokens;
 mod units;
 
 use std::process::ExitCode;

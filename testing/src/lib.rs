@@ -14,7 +14,9 @@
 //! - [`proxy`]: [`TcpProxy`], a link between client and server that a test makes go silent
 //!   (nothing arrives, no FIN, no RST) or cut.
 //! - [`netns`]: real silent loss in the kernel: [`Netns`] (a namespace and veth link that a test
-//!   cuts), [`netns::Remote`] members inside it, [`netns::sockets_to`] (the kernel's view, `ss`).
+//!   cuts), [`netns::Remote`] members inside it, [`netns::sockets_to`] (the kernel's view, `ss`),
+//!   [`netns::server_for`] (a server its clients reach), and [`assert_noticed_within`] (a lost
+//!   server noticed within a client's bound, through a namespace or a [`TcpProxy`]).
 
 pub mod member;
 pub mod netns;
@@ -26,7 +28,7 @@ pub mod wait;
 pub use member::{
     Member, next_text, next_tutorial, next_typed, raw_close, tutorial_close, typed_close, wait_for,
 };
-pub use netns::{Netns, netns};
+pub use netns::{Netns, assert_noticed_within, netns};
 pub use proxy::TcpProxy;
 pub use server::{TestServer, reusable_listener};
 pub use sse::{SseEvent, SseFollower};

@@ -5,14 +5,46 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 pub use roomcast_netns::{Netns, NetnsError};
 use roomcast_protocol::raw::{RawSocket, client_frame, opcode};
+use roomcast_server::Config;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use url::Url;
 
+use crate::TestServer;
 use crate::wait::{WAIT, within};
+
+/// How much later than its own bound a client may report a cut link: the bound is measured from
+/// its last sign of life, which came a little before the cut.
+pub const NOTICE_SLACK: Duration = Duration::from_secs(2);
+
+/// A server for clients inside `netns`: it listens on every address (they dial the link's host
+/// end) while its `url` stays on loopback, where the test publishes (send-test is loopback-only
+/// without an API key). Returns it and the URL a client in the namespace dials.
+pub fn server_for(netns: &Netns, config: Config) -> (TestServer, String) {
+    let all = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut server = TestServer::start_on(crate::reusable_listener(all), config);
+    let port = server.addr.port();
+    server.url = format!("http://127.0.0.1:{port}")
+        .parse()
+        .expect("a loopback URL");
+    (server, format!("http://{}:{port}", netns.host_addr()))
+}
+
+/// Fails the test unless a loss that began at `lost_at` was noticed by now, within `bound` (the
+/// client's own `--server-timeout`) plus [`NOTICE_SLACK`].
+pub fn assert_noticed_within(lost_at: Instant, bound: Duration) {
+    let noticed_after = lost_at.elapsed();
+    let latest = bound + NOTICE_SLACK;
+    assert!(
+        noticed_after <= latest,
+        "noticed after {noticed_after:?}, past the bound plus slack ({latest:?})"
+    );
+}
 
 /// A new namespace, or a test failure saying what is missing (root): never a silent skip.
 pub async fn netns() -> Netns {

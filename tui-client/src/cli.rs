@@ -20,6 +20,12 @@ pub struct Args {
     #[arg(long, short, env = "ROOMCAST_USER")]
     pub user: Option<UserName>,
 
+    /// Access token for the server's private rooms (from `roomcast token` or your backend),
+    /// presented at connect and used by every join. Its `sub` must be your --user (or,
+    /// without --user, it names you).
+    #[arg(long, env = "ROOMCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Rooms to join at start, in the order the room list shows them.
     #[arg(env = "ROOMCAST_ROOMS", value_delimiter = ',')]
     pub rooms: Vec<RoomName>,

@@ -120,6 +120,9 @@ pub struct NetConfig {
     pub server_timeout: Duration,
     /// A session that lasted this long resets the backoff.
     pub stable_after: Duration,
+    /// `--token`: presented at every connect; the server keeps it for the session's joins
+    /// (private rooms).
+    pub token: Option<String>,
 }
 
 impl NetConfig {
@@ -133,6 +136,7 @@ impl NetConfig {
             ping_every: Duration::from_secs(5),
             server_timeout: DEFAULT_SERVER_TIMEOUT,
             stable_after: Duration::from_secs(10),
+            token: None,
         }
     }
 }
@@ -153,7 +157,7 @@ pub async fn run(
         let options = ConnectOptions {
             user: user.clone(),
             room: None,
-            token: None,
+            token: config.token.clone(),
         };
         // A server that vanished mid-handshake answers nothing either: the same bound applies.
         let connecting =

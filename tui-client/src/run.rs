@@ -35,6 +35,7 @@ pub async fn run(args: Args, time_zone: TimeZone) -> anyhow::Result<()> {
     let (event_tx, mut net_events) = mpsc::channel(EVENT_QUEUE);
     let mut config = NetConfig::new(args.url.clone(), args.user.clone(), args.rooms.clone());
     config.server_timeout = args.server_timeout;
+    config.token = args.token.clone();
     let network = tokio::spawn(net::run(config, command_rx, event_tx));
 
     let (guard, mut terminal) =

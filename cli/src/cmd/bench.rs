@@ -28,8 +28,9 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use roomcast_protocol::RoomName;
 use roomcast_protocol::raw::{RawError, RawSocket};
+use roomcast_protocol::{RoomName, ServerUrl};
+use serde::Serialize;
 use tokio::net::TcpSocket;
 use tokio::time::Instant;
 use url::{Host, Url};
@@ -127,17 +128,123 @@ impl Population {
         check_connections(self.connections)
     }
 
-    /// Opens the sessions over fresh rooms named `{prefix}-{run}-{n}`; see [`connect_all`].
-    pub async fn open(&self, ctx: &Ctx, prefix: &str) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
+    /// Opens the sessions over fresh rooms named `{prefix}-{run}-{n}`, every `--url` in turn
+    /// (see [`Spread`], [`connect_all`]); also returns how many went to each node.
+    pub async fn open(
+        &self,
+        ctx: &Ctx,
+        prefix: &str,
+    ) -> Result<(Vec<RawSocket>, Histogram<u64>, Vec<NodeCount>)> {
         let run = stamp::new_run_id();
         let rooms: Vec<RoomName> = (0..self.rooms)
             .map(|r| RoomName::new(&format!("{prefix}-{run}-{r}")))
             .collect::<Result<_, _>>()?;
+        let mut spread = Spread::new(ctx);
         let urls = (0..self.connections)
-            .map(|i| ctx.server.room_socket(&rooms[i % rooms.len()]))
+            .map(|i| spread.next(false).1.room_socket(&rooms[i % rooms.len()]))
             .collect();
-        connect_all(urls, self.concurrency).await
+        let (sockets, handshakes) = connect_all(urls, self.concurrency).await?;
+        Ok((sockets, handshakes, spread.counts()))
     }
+}
+
+/// Which node each session of a bench goes to, and how many went where. Publishers take the
+/// nodes in turn among themselves and the other sessions among themselves, so a bench with a
+/// publisher per node publishes on every node (and a message crosses between them).
+#[derive(Debug)]
+pub struct Spread {
+    servers: Vec<ServerUrl>,
+    next_publisher: usize,
+    next_member: usize,
+    counts: Vec<NodeCount>,
+}
+
+/// The sessions a bench opened on one node (`--url`), in the result.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeCount {
+    /// The node's `--url`.
+    pub url: String,
+    /// Sessions opened there, publishers included.
+    pub sessions: usize,
+    /// Publishers among them.
+    pub publishers: usize,
+    /// Messages its sessions received over the whole run (benches that count them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+}
+
+impl Spread {
+    /// A spread over every `--url` (at least the default one).
+    pub fn new(ctx: &Ctx) -> Self {
+        let servers = match ctx.servers.is_empty() {
+            true => vec![ctx.server.clone()],
+            false => ctx.servers.clone(),
+        };
+        let counts = servers
+            .iter()
+            .map(|url| NodeCount {
+                url: url.to_string(),
+                sessions: 0,
+                publishers: 0,
+                received: None,
+            })
+            .collect();
+        Self {
+            servers,
+            next_publisher: 0,
+            next_member: 0,
+            counts,
+        }
+    }
+
+    /// The node of the next session, and its index; `publisher` sessions take turns apart.
+    pub fn next(&mut self, publisher: bool) -> (usize, &ServerUrl) {
+        let turn = match publisher {
+            true => &mut self.next_publisher,
+            false => &mut self.next_member,
+        };
+        let node = *turn % self.servers.len();
+        *turn += 1;
+        self.counts[node].sessions += 1;
+        self.counts[node].publishers += usize::from(publisher);
+        (node, &self.servers[node])
+    }
+
+    /// How many sessions went to each node, in `--url` order.
+    pub fn counts(&self) -> Vec<NodeCount> {
+        self.counts.clone()
+    }
+
+    /// `line` for people: `127.0.0.1:8000 50 (1 publishing), ...`, empty for one node.
+    pub fn line(counts: &[NodeCount]) -> String {
+        if counts.len() < 2 {
+            return String::new();
+        }
+        let nodes: Vec<String> = counts
+            .iter()
+            .map(|c| {
+                let received = c
+                    .received
+                    .map_or(String::new(), |r| format!(", {r} received"));
+                format!(
+                    "{} {} ({} publishing{received})",
+                    c.url, c.sessions, c.publishers
+                )
+            })
+            .collect();
+        format!("nodes: {}", nodes.join("; "))
+    }
+}
+
+/// Refuses several `--url`s for a bench that measures one server (`why` says what it reads).
+pub fn one_server(ctx: &Ctx, bench: &str, why: &str) -> Result<()> {
+    if ctx.servers.len() > 1 {
+        return Err(Usage::err(format!(
+            "bench {bench} {why}: give one --url (run it once per node); fanout, connect and \
+             evict spread over several"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses more connections than one process can hold.

@@ -172,7 +172,10 @@ async fn scenario(
     let (beat, source) = Heartbeat::learn(&ctx.api, flags).await?;
     let room = &args.room;
     let run = stamp::new_run_id();
-    let observer = Observer::connect(&ctx.server, room, user_name(&format!("observer-{run}"))?)
+    let credentials = &ctx.credentials;
+    let observer_name = user_name(&format!("observer-{run}"))?;
+    let token = credentials.for_client(&observer_name, room)?;
+    let observer = Observer::connect(&ctx.server, room, observer_name, token)
         .await
         .context("connecting the observer")?;
     let shared = Arc::new(Shared {
@@ -182,9 +185,11 @@ async fn scenario(
     });
     let mut members = Vec::with_capacity(args.live);
     for i in 0..args.live {
+        let user = user_name(&format!("live-{run}-{i}"))?;
         let plan = MemberPlan {
             room: room.clone(),
-            user: user_name(&format!("live-{run}-{i}"))?,
+            token: credentials.for_client(&user, room)?,
+            user,
             sender: u32::try_from(i).unwrap_or(u32::MAX),
             rate: Some(args.rate),
             size: 0,
@@ -217,7 +222,8 @@ async fn scenario(
                 },
                 pause: beat.pause,
             };
-            let url = room_socket_as(&ctx.server, room, &user);
+            let token = credentials.for_client(&user, room)?;
+            let url = room_socket_as(&ctx.server, room, &user, token.as_deref());
             let ghost = match (mode, blackhole) {
                 (Mode::Blackhole, Some(link)) => {
                     link.ghost(&url, user, plan, CONNECT_TIMEOUT).await?

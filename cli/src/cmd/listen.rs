@@ -126,7 +126,7 @@ pub async fn run(ctx: &Ctx, config: ListenConfig) -> Result<Code> {
     let started = Instant::now();
     let deadline = config.timeout.map(|t| started + t);
     // The first connect fails the command (exit 4 when nothing listens); later ones retry.
-    let mut client = Client::connect(&ctx.server, options(ctx, &config))
+    let mut client = Client::connect(&ctx.server, options(ctx, &config)?)
         .await
         .context("opening a typed session")?;
     let mut positions = Positions::new(&config.rooms);
@@ -187,7 +187,7 @@ enum Redial {
 /// handshake either). An error ends `listen`: the server refused the request itself (HTTP 4xx),
 /// which retrying cannot change.
 async fn redial(ctx: &Ctx, config: &ListenConfig) -> Result<Redial> {
-    let connecting = Client::connect(&ctx.server, options(ctx, config));
+    let connecting = Client::connect(&ctx.server, options(ctx, config)?);
     match tokio::time::timeout(config.server_timeout, connecting).await {
         Err(_elapsed) => Ok(Redial::Retry(silence_reason(config.server_timeout))),
         Ok(Ok(client)) => Ok(Redial::Connected(client)),
@@ -198,12 +198,14 @@ async fn redial(ctx: &Ctx, config: &ListenConfig) -> Result<Redial> {
     }
 }
 
-fn options(ctx: &Ctx, config: &ListenConfig) -> ConnectOptions {
-    ConnectOptions {
+fn options(ctx: &Ctx, config: &ListenConfig) -> Result<ConnectOptions> {
+    Ok(ConnectOptions {
         user: config.user.clone(),
         room: None,
-        token: ctx.token.clone(),
-    }
+        token: ctx
+            .credentials
+            .for_session(config.user.as_ref(), &config.rooms)?,
+    })
 }
 
 /// The position to recover from: the room's epoch (from the HTTP API) and `seq`. A room that

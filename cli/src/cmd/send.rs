@@ -148,7 +148,9 @@ pub async fn run(ctx: &Ctx, config: SendConfig) -> Result<Code> {
     let options = ConnectOptions {
         user: config.user.clone(),
         room: Some(config.room.clone()),
-        token: ctx.token.clone(),
+        token: ctx
+            .credentials
+            .for_session(config.user.as_ref(), std::slice::from_ref(&config.room))?,
     };
     let client = Client::connect(&ctx.server, options)
         .await

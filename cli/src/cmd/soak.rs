@@ -157,7 +157,8 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
         let user = user_name(&format!("observer-{run}-{r}"))?;
         // Observers are spread over the nodes too: each checks its room from where it is.
         let node = &ctx.servers[r % ctx.servers.len().max(1)];
-        let observer = Observer::connect(node, room, user).await;
+        let token = ctx.credentials.for_client(&user, room)?;
+        let observer = Observer::connect(node, room, user, token).await;
         observers.push(observer.context("connecting an observer")?);
     }
     let shared = Arc::new(Shared {
@@ -168,6 +169,7 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
     let started = Instant::now();
     let mut fleet = Fleet::connect(
         &ctx.servers,
+        ctx.credentials.clone(),
         shared.clone(),
         rooms.clone(),
         args.clients,
@@ -190,7 +192,15 @@ pub async fn run(ctx: &Ctx, config: SoakConfig) -> Result<Code> {
         units::show(beat.interval),
         units::show(beat.timeout),
     ));
-    let mut haunting = Haunting::new(&ctx.server, beat, rooms, &run, config.dead, args.duration);
+    let mut haunting = Haunting::new(
+        &ctx.server,
+        ctx.credentials.clone(),
+        beat,
+        rooms,
+        &run,
+        config.dead,
+        args.duration,
+    );
     let bar = progress_bar(args.duration, ctx.quiet);
     let end = Instant::now() + args.duration;
     let mut churn = (args.churn > 0.0).then(|| {

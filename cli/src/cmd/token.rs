@@ -5,15 +5,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use roomcast_protocol::{TokenClaims, UserName};
 
 use crate::exit::Code;
-
-/// Shortest secret the server accepts (`--token-secret`), in bytes.
-const MIN_SECRET_BYTES: usize = 32;
+use crate::tokens::Minter;
 
 /// Flags of `token`.
 #[derive(Debug, Args)]
@@ -40,24 +36,7 @@ pub struct TokenArgs {
 
 /// Prints a token for `args` on `out`.
 pub fn run<W: Write>(args: &TokenArgs, json: bool, out: &mut W) -> Result<Code> {
-    if args.secret.len() < MIN_SECRET_BYTES {
-        bail!(
-            "--secret must be at least {MIN_SECRET_BYTES} bytes, like the server's --token-secret"
-        );
-    }
-    UserName::new(&args.user).with_context(|| format!("--user {:?}", args.user))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the clock is before 1970")?;
-    let claims = TokenClaims {
-        sub: args.user.clone(),
-        rooms: args.room.clone(),
-        exp: (now + args.ttl).as_secs(),
-        nbf: None,
-    };
-    let key = EncodingKey::from_secret(args.secret.as_bytes()).context("the secret")?;
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
-        .context("signing the token")?;
+    let token = Minter::new(&args.secret, "--secret")?.mint(&args.user, &args.room, args.ttl)?;
     if json {
         writeln!(out, "{}", serde_json::json!({ "token": token }))?;
     } else {

@@ -86,6 +86,8 @@ pub struct MemberPlan {
     pub rate: Option<f64>,
     /// Smallest message size, in bytes (padding).
     pub size: usize,
+    /// The token it presents (private rooms).
+    pub token: Option<String>,
 }
 
 /// A member's state that the command reads while it runs.
@@ -143,7 +145,7 @@ impl Member {
         let options = ConnectOptions {
             user: Some(plan.user.clone()),
             room: Some(plan.room.clone()),
-            token: None,
+            token: plan.token.clone(),
         };
         let mut client = Client::connect(server, options).await?;
         let joined_seq = tokio::time::timeout(FRAME_GRACE, async {

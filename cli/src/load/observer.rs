@@ -40,16 +40,18 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Joins `room` as `user` and starts recording presence events.
+    /// Joins `room` as `user` (presenting `token` when given) and starts recording presence
+    /// events.
     pub async fn connect(
         server: &ServerUrl,
         room: &RoomName,
         user: UserName,
+        token: Option<String>,
     ) -> Result<Self, ClientError> {
         let options = ConnectOptions {
             user: Some(user),
             room: Some(room.clone()),
-            token: None,
+            token,
         };
         let (sender, mut receiver) = Client::connect(server, options).await?.split();
         let presence = Arc::new(Mutex::new(Presence::default()));

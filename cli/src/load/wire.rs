@@ -7,10 +7,19 @@ use url::Url;
 
 use crate::exit::Unreachable;
 
-/// `room`'s socket, naming the session `user` (so the room's presence can tell it apart).
-pub fn room_socket_as(server: &ServerUrl, room: &RoomName, user: &UserName) -> Url {
+/// `room`'s socket, naming the session `user` (so the room's presence can tell it apart) and
+/// carrying `token` as `?token=` when given (how browsers present one too).
+pub fn room_socket_as(
+    server: &ServerUrl,
+    room: &RoomName,
+    user: &UserName,
+    token: Option<&str>,
+) -> Url {
     let mut url = server.room_socket(room);
     url.query_pairs_mut().append_pair("user", user.as_str());
+    if let Some(token) = token {
+        url.query_pairs_mut().append_pair("token", token);
+    }
     url
 }
 

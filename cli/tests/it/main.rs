@@ -4,8 +4,10 @@
 mod support;
 
 mod bench;
+mod bench_cluster;
 mod blackhole;
 mod dead_clients;
+mod private_rooms;
 mod send_listen;
 mod silent_server;
 mod soak;

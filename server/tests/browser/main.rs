@@ -3,6 +3,7 @@
 //! 127.0.0.1. A tier of its own in `scripts/check`; it fails, never skips, when the browser
 //! cannot start. Screenshots land in `target/screenshots/`.
 
+mod no_websocket;
 mod proxy;
 mod support;
 

@@ -3,6 +3,7 @@
 use roomcast_server::Config;
 use serde_json::json;
 
+use crate::no_websocket::NoWebSocketProxy;
 use crate::support::{Browser, Server};
 
 #[tokio::test]
@@ -64,13 +65,7 @@ async fn the_status_page_over_sse_alone_follows_survives_a_restart_and_shows_wha
         .goto(&server.url("/status/pagamento_7/?transport=sse"))
         .await;
     browser.wait_state("connected").await;
-    let transport = browser
-        .eval(
-            "return document.querySelector('#state').dataset.transport;",
-            vec![],
-        )
-        .await;
-    assert_eq!(transport, json!("sse"));
+    assert_eq!(transport(&browser).await, json!("sse"));
     browser
         .wait_texts("the latest status, from the stream", "#value", |v| {
             v == ["pending"]
@@ -102,4 +97,53 @@ async fn the_status_page_over_sse_alone_follows_survives_a_restart_and_shows_wha
         "the new history is flagged: {gaps:?}"
     );
     browser.close().await;
+}
+
+/// Behind a proxy that refuses every WebSocket upgrade, the status page falls back to SSE by
+/// itself: it says so, shows the current status, and keeps updating live.
+#[tokio::test]
+async fn the_status_page_falls_back_to_sse_when_websockets_are_blocked_and_says_so() {
+    let server = Server::start(Config {
+        latest_on_join: vec!["pagamento_".to_owned()],
+        ..Config::default()
+    })
+    .await;
+    server.send_test("pagamento_9", "pending").await;
+    let proxy = NoWebSocketProxy::start(server.addr).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&proxy.url("/status/pagamento_9/")).await;
+    let state = browser.wait_state("connected").await;
+    assert_eq!(
+        state, "connected · over SSE",
+        "the page names its transport"
+    );
+    assert!(proxy.refused() >= 1, "the page tried a WebSocket first");
+    assert_eq!(transport(&browser).await, json!("sse"));
+    browser
+        .wait_texts("the latest status, over SSE", "#value", |v| {
+            v == ["pending"]
+        })
+        .await;
+
+    server.send_test("pagamento_9", "paid").await;
+    browser
+        .wait_texts("the live update", "#value", |v| v == ["paid"])
+        .await;
+    browser
+        .wait_texts("the history, newest first", "#history li span", |h| {
+            h == ["paid", "pending"]
+        })
+        .await;
+    browser.close().await;
+}
+
+/// The transport the state badge says the page follows on (`websocket` or `sse`).
+async fn transport(browser: &Browser) -> serde_json::Value {
+    browser
+        .eval(
+            "return document.querySelector('#state').dataset.transport;",
+            vec![],
+        )
+        .await
 }

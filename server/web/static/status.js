@@ -72,7 +72,8 @@ const callbacks = {
       }
       stateBadge.dataset.state = state.kind;
       stateBadge.dataset.transport = state.transport || "websocket";
-      stateBadge.textContent = stateText(state);
+      // Followers behind a proxy that breaks WebSockets see why the page still works.
+      stateBadge.textContent = state.transport === "sse" ? `${stateText(state)} · over SSE` : stateText(state);
     },
     message(frame) {
       remember(frame);

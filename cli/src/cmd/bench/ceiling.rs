@@ -86,6 +86,7 @@ struct CeilingResult {
 
 /// Runs the ceiling benchmark.
 pub async fn run(ctx: &Ctx, CeilingConfig(args): CeilingConfig) -> Result<Code> {
+    super::one_server(ctx, "ceiling", "measures the generator against one source")?;
     let room = RoomName::new(&format!("ceiling-{}", stamp::new_run_id()))?;
     let urls = vec![ctx.server.room_socket(&room); args.members];
     let (sockets, _) = connect_all(urls, args.concurrency.max(1)).await?;

@@ -8,8 +8,8 @@ use clap::Args;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::Population;
 use super::process::Meters;
+use super::{NodeCount, Population, Spread};
 use crate::cmd::{Ctx, json_line};
 use crate::exit::Code;
 use crate::load::latency::LatencySummary;
@@ -46,6 +46,8 @@ struct ConnectResult {
     elapsed_s: f64,
     connections_per_s: f64,
     handshake: LatencySummary,
+    /// Sessions per `--url` (they take the nodes in turn).
+    nodes: Vec<NodeCount>,
     /// Cores the load generator used while connecting.
     generator_cores: Option<f64>,
     /// Cores the server used meanwhile (with `--server-pid`).
@@ -56,7 +58,7 @@ struct ConnectResult {
 pub async fn run(ctx: &Ctx, ConnectConfig(config): ConnectConfig) -> Result<Code> {
     let args = &config.population;
     let (meters, started) = (Meters::start(config.server_pid), Instant::now());
-    let (sockets, handshakes) = args.open(ctx, "connect").await?;
+    let (sockets, handshakes, nodes) = args.open(ctx, "connect").await?;
     let elapsed = started.elapsed();
     let (generator_cores, server_cores) = meters.read();
     let result = ConnectResult {
@@ -66,6 +68,7 @@ pub async fn run(ctx: &Ctx, ConnectConfig(config): ConnectConfig) -> Result<Code
         elapsed_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         connections_per_s: (sockets.len() as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
         handshake: LatencySummary::of(&handshakes),
+        nodes,
         generator_cores,
         server_cores,
     };
@@ -86,6 +89,10 @@ fn print<W: Write>(out: &mut W, result: &ConnectResult, json: bool) -> Result<()
         result.connections, result.elapsed_s, result.concurrency, result.connections_per_s
     )?;
     writeln!(out, "  handshake {}", result.handshake.human())?;
+    let nodes = Spread::line(&result.nodes);
+    if !nodes.is_empty() {
+        writeln!(out, "  {nodes}")?;
+    }
     if let Some(cores) = result.generator_cores {
         writeln!(out, "  the load generator used {cores:.2} cores")?;
     }

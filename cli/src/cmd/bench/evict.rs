@@ -21,7 +21,7 @@ use super::fanout::crowd::Crowd;
 use super::fanout::trial::Trial;
 use super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::publisher::Pace;
-use super::{check_connections, connect_all};
+use super::{NodeCount, Spread, check_connections, connect_all};
 use crate::cmd::{Ctx, json_line};
 use crate::exit::{Code, Usage};
 use crate::load::eviction::{Expect, Heartbeat, HeartbeatFlags};
@@ -112,6 +112,10 @@ struct EvictResult {
     with: Trial,
     /// `with` p99 over `without` p99, minus one (0.1 = 10% worse).
     p99_change: Option<f64>,
+    /// Live sessions per `--url` (they take the nodes in turn).
+    live_nodes: Vec<NodeCount>,
+    /// Silent sessions per `--url`.
+    silent_nodes: Vec<NodeCount>,
 }
 
 /// Runs the eviction benchmark.
@@ -151,9 +155,16 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     ));
     // The second trial publishes while the silent ones connect, and measures from the moment
     // they all have until the last of them is owed its eviction.
+    let mut spread = Spread::new(ctx);
     let silent_urls: Vec<_> = (0..args.silent)
-        .map(|i| ctx.server.room_socket(&crowd.room_names[i % args.rooms]))
+        .map(|i| {
+            spread
+                .next(false)
+                .1
+                .room_socket(&crowd.room_names[i % args.rooms])
+        })
         .collect();
+    let (live_nodes, silent_nodes) = (crowd.nodes(), spread.counts());
     let (connected, all_connected) = oneshot::channel();
     let all_connected = async {
         // A failed haunt drops the sender; its error is reported below.
@@ -188,6 +199,8 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         without,
         with,
         p99_change,
+        live_nodes,
+        silent_nodes,
     };
     print(&mut std::io::stdout().lock(), &result, ctx.json)?;
     Ok(if failed { Code::Failed } else { Code::Ok })

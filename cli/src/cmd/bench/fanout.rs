@@ -19,10 +19,10 @@ use serde::Serialize;
 
 use self::crowd::Crowd;
 use self::trial::Trial;
-use super::check_connections;
 use super::publisher::Pace;
 use super::sample::MIN_SIZE_BYTES;
 use super::search::{self, SearchArgs};
+use super::{NodeCount, Spread, check_connections};
 use crate::api::ApiError;
 use crate::cmd::{Ctx, json_line};
 use crate::exit::{Code, Usage};
@@ -185,6 +185,8 @@ struct FanoutResult {
     connections: usize,
     size_bytes: usize,
     sample_every: u64,
+    /// Sessions per `--url`: members and publishers take the nodes in turn.
+    nodes: Vec<NodeCount>,
     /// The search's p99 bound, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     p99_under_ms: Option<f64>,
@@ -231,6 +233,7 @@ pub async fn run(ctx: &Ctx, config: FanoutConfig) -> Result<Code> {
             (found.best, Some(found.light), found.trials, "search")
         }
     };
+    let nodes = crowd.nodes();
     crowd.close();
     let failed = match config.mode {
         Mode::Burst(_) => headline.lost > 0 || headline.closed_by_server > 0,
@@ -246,6 +249,7 @@ pub async fn run(ctx: &Ctx, config: FanoutConfig) -> Result<Code> {
         connections: shape.rooms * shape.members,
         size_bytes: shape.size,
         sample_every: shape.sample_every,
+        nodes,
         p99_under_ms: matches!(config.mode, Mode::Search)
             .then(|| units::millis(config.args.search.p99_under)),
         headline,
@@ -300,6 +304,10 @@ fn print<W: Write>(out: &mut W, result: &FanoutResult, json: bool) -> Result<()>
     )?;
     for trial in &result.trials {
         writeln!(out, "  trial {}", trial.line())?;
+    }
+    let nodes = Spread::line(&result.nodes);
+    if !nodes.is_empty() {
+        writeln!(out, "  {nodes}")?;
     }
     writeln!(out, "  result {}", result.headline.line())?;
     writeln!(out, "    latency {}", result.headline.latency.human())?;

@@ -99,6 +99,9 @@ impl Gauges<'_> {
 
 /// Runs the memory-per-session benchmark.
 pub async fn run(ctx: &Ctx, IdleConfig(config): IdleConfig) -> Result<Code> {
+    // Memory per session is one server's RSS over its own sessions: spreading them would
+    // divide one node's growth by every node's sessions.
+    super::one_server(ctx, "idle", "reads one server's memory")?;
     let has_metrics = match ctx.api.metrics().await {
         Ok(_) => true,
         Err(_) if config.server_pid.is_some() => false,
@@ -111,7 +114,7 @@ pub async fn run(ctx: &Ctx, IdleConfig(config): IdleConfig) -> Result<Code> {
     };
     let args = &config.population;
     let (rss_before, sessions_before) = quiet_server(&gauges).await?;
-    let (sockets, _) = args.open(ctx, "idle").await?;
+    let (sockets, _, _) = args.open(ctx, "idle").await?;
     let shared = Arc::new(Shared::default());
     let (stop, stopped) = watch::channel(false);
     for (task_no, socket) in sockets.into_iter().enumerate() {

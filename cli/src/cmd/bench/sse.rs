@@ -106,6 +106,8 @@ struct SseResult {
 
 /// Runs the side-by-side benchmark.
 pub async fn run(ctx: &Ctx, SseConfig(args): SseConfig) -> Result<Code> {
+    // Both transports on the same server, or the comparison compares nodes.
+    super::one_server(ctx, "sse", "compares two transports of one server")?;
     let room = RoomName::new(&format!("bench-sse-{}", stamp::new_run_id()))?;
     let (sockets, _) = connect_all(
         vec![ctx.server.room_socket(&room); args.members],

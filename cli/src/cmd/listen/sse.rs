@@ -38,6 +38,8 @@ struct Follow<'a> {
     http: reqwest::Client,
     /// The last id seen: where a reconnect resumes.
     last_id: Option<String>,
+    /// The token sent as `Authorization: Bearer` (private rooms).
+    token: Option<String>,
     /// The server's latest `retry:` advice.
     retry: Option<Duration>,
     received: u64,
@@ -63,6 +65,9 @@ pub async fn run(ctx: &Ctx, config: &ListenConfig) -> Result<Code> {
         config,
         http: reqwest::Client::new(),
         last_id,
+        token: ctx
+            .credentials
+            .for_session(config.user.as_ref(), &config.rooms)?,
         retry: None,
         received: 0,
         deadline,
@@ -123,6 +128,10 @@ impl Follow<'_> {
     async fn stream(&mut self, first: bool) -> Result<End> {
         let url = self.ctx.server.http(&path(&self.config.rooms));
         let mut request = self.http.get(url.clone());
+        // A bearer header rather than `?token=`: the token stays out of any URL printed.
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(id) = &self.last_id {
             request = request.header("last-event-id", id);
         }

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::load::member::{self, Drained, Member, MemberPlan, MemberReport, Shared};
 use crate::load::user_name;
+use crate::tokens::Credentials;
 
 /// Handshakes in flight at once while connecting: enough to connect thousands in seconds,
 /// few enough not to look like a SYN flood to the server's accept queue.
@@ -23,6 +24,8 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(10);
 pub struct Fleet {
     /// The nodes members connect to, in turn (member n to node n mod len).
     servers: Vec<ServerUrl>,
+    /// Where each member's token comes from.
+    credentials: Credentials,
     shared: Arc<Shared>,
     rooms: Vec<RoomName>,
     rate_each: Option<f64>,
@@ -38,6 +41,7 @@ impl Fleet {
     /// sending `rate_each` per second.
     pub async fn connect(
         servers: &[ServerUrl],
+        credentials: Credentials,
         shared: Arc<Shared>,
         rooms: Vec<RoomName>,
         clients: usize,
@@ -47,6 +51,7 @@ impl Fleet {
         anyhow::ensure!(!servers.is_empty(), "give at least one --url");
         let mut fleet = Self {
             servers: servers.to_vec(),
+            credentials,
             shared,
             rooms,
             rate_each,
@@ -83,9 +88,11 @@ impl Fleet {
         let sender = self.next_sender;
         self.next_sender += 1;
         let room = self.rooms[sender as usize % self.rooms.len()].clone();
+        let user = user_name(&format!("soak-{}-{sender}", self.shared.run))?;
         Ok(MemberPlan {
+            token: self.credentials.for_client(&user, &room)?,
             room,
-            user: user_name(&format!("soak-{}-{sender}", self.shared.run))?,
+            user,
             sender,
             rate: self.rate_each,
             size: self.size,
@@ -106,6 +113,8 @@ impl Fleet {
         let index = fastrand::usize(..self.members.len());
         let mut plan = self.plan()?;
         plan.room = self.members[index].plan.room.clone();
+        // Its token must open the room it moves to.
+        plan.token = self.credentials.for_client(&plan.user, &plan.room)?;
         let task_no = plan.sender as usize;
         let fresh = Member::connect(self.node(task_no), plan, self.shared.clone(), task_no)
             .await

@@ -15,6 +15,7 @@ use crate::load::latency::{LatencySummary, histogram};
 use crate::load::observer::Observer;
 use crate::load::wire::{self, room_socket_as};
 use crate::load::{user_name, wait_until};
+use crate::tokens::Credentials;
 
 /// How long connecting one dead client may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +27,8 @@ const PROBLEMS_SHOWN: usize = 10;
 #[derive(Debug)]
 pub struct Haunting {
     server: ServerUrl,
+    /// Where each dead client's token comes from.
+    credentials: Credentials,
     beat: Heartbeat,
     rooms: Vec<RoomName>,
     run: String,
@@ -77,6 +80,7 @@ impl Haunting {
     /// evicted before `duration` ends (all at once when the run is shorter than that).
     pub fn new(
         server: &ServerUrl,
+        credentials: Credentials,
         beat: Heartbeat,
         rooms: Vec<RoomName>,
         run: &str,
@@ -87,6 +91,7 @@ impl Haunting {
         let spacing = window / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
         Self {
             server: server.clone(),
+            credentials,
             beat,
             rooms,
             run: run.to_owned(),
@@ -115,7 +120,8 @@ impl Haunting {
             live_for: self.beat.live_phase(),
             pause: self.beat.pause,
         };
-        let url = room_socket_as(&self.server, room, &user);
+        let token = self.credentials.for_client(&user, room)?;
+        let url = room_socket_as(&self.server, room, &user, token.as_deref());
         let ghost = Ghost::connect(&url, user, plan, CONNECT_TIMEOUT)
             .await
             .map_err(|e| wire::into_cli(e, "opening a dead client"))?;

@@ -14,10 +14,10 @@ use roomcast_protocol::RoomName;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::super::connect_all;
 use super::super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::super::process::Meters;
 use super::super::publisher::{Driver, Pace, Publisher, RoomTally};
+use super::super::{NodeCount, Spread, connect_all};
 use super::Shape;
 use super::trial::Trial;
 use crate::cmd::Ctx;
@@ -45,6 +45,10 @@ pub struct Crowd {
     stop_members: watch::Sender<bool>,
     members_per_room: usize,
     server_pid: Option<u32>,
+    /// Sessions per node (`--url`).
+    nodes: Vec<NodeCount>,
+    /// The node of each member, by member index.
+    node_of: Vec<usize>,
 }
 
 impl Crowd {
@@ -56,16 +60,23 @@ impl Crowd {
         let room_names: Vec<RoomName> = (0..shape.rooms)
             .map(|r| RoomName::new(&format!("bench-{run}-{r}")))
             .collect::<Result<_, _>>()?;
+        // Every `--url` takes its turn: a cluster bench has members and publishers on each node.
+        let mut spread = Spread::new(ctx);
+        let mut node_of = Vec::with_capacity(shape.rooms * shape.members);
         for (r, room) in room_names.iter().enumerate() {
             for m in 0..shape.members {
-                urls.push(if m < shape.publishers {
+                let publisher = m < shape.publishers;
+                let (node, server) = spread.next(publisher);
+                node_of.push(node);
+                urls.push(if publisher {
                     room_socket_as(
-                        &ctx.server,
+                        server,
                         room,
                         &user_name(&format!("pub-{run}-{r}-{m}"))?,
+                        None,
                     )
                 } else {
-                    ctx.server.room_socket(room)
+                    server.room_socket(room)
                 });
             }
         }
@@ -117,6 +128,8 @@ impl Crowd {
             stop_members,
             members_per_room: shape.members,
             server_pid: shape.server_pid,
+            nodes: spread.counts(),
+            node_of,
         };
         crowd.barrier().await?;
         Ok(crowd)
@@ -142,6 +155,20 @@ impl Crowd {
             .iter()
             .map(|m| m.refused.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Sessions per node, with what each node's members received so far.
+    pub fn nodes(&self) -> Vec<NodeCount> {
+        let mut nodes = self.nodes.clone();
+        for node in &mut nodes {
+            node.received = Some(0);
+        }
+        for (member, node) in self.members.iter().zip(&self.node_of) {
+            if let Some(received) = nodes.get_mut(*node).and_then(|n| n.received.as_mut()) {
+                *received += member.received.load(Ordering::Relaxed);
+            }
+        }
+        nodes
     }
 
     /// Total members.
