@@ -74,7 +74,7 @@ impl Client {
         let mut connection = Connection::open(&url, Some(SUBPROTOCOL_V1)).await?;
         let first = tokio::time::timeout(CONNECT_TIMEOUT, connection.recv())
             .await
-            .map_err(|_| ClientError::Timeout(CONNECT_TIMEOUT, url.clone()))??;
+            .map_err(|_| ClientError::Timeout(CONNECT_TIMEOUT, crate::redact::redacted(&url)))??;
         match first {
             Incoming::Frame(ServerFrame::Welcome { user, server }) => Ok(Self {
                 connection,

@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use crate::redact::redacted;
+
 use crate::close::CloseCode;
 
 /// How long connecting (TCP, TLS, HTTP upgrade, and the typed `welcome`) may take before
@@ -71,7 +73,7 @@ pub enum ClientError {
     /// No connection could be made (refused, unreachable, DNS, TLS).
     #[error("could not connect to {url}: {source}")]
     Connect {
-        /// The address tried.
+        /// The address tried (a `token` in its query shown as `REDACTED`).
         url: Url,
         /// The underlying failure.
         #[source]
@@ -80,7 +82,7 @@ pub enum ClientError {
     /// The server answered the upgrade with an HTTP error instead of switching protocols.
     #[error("{url} refused the WebSocket upgrade with HTTP {status}: {body}")]
     Rejected {
-        /// The address tried.
+        /// The address tried (a `token` in its query shown as `REDACTED`).
         url: Url,
         /// The HTTP status.
         status: u16,
@@ -118,12 +120,12 @@ async fn open_socket(url: &Url, subprotocol: Option<&str>) -> Result<WsStream, C
         url.as_str()
             .into_client_request()
             .map_err(|source| ClientError::Connect {
-                url: url.clone(),
+                url: redacted(url),
                 source,
             })?;
     if let Some(subprotocol) = subprotocol {
         let value = HeaderValue::from_str(subprotocol).map_err(|e| ClientError::Connect {
-            url: url.clone(),
+            url: redacted(url),
             source: e.into(),
         })?;
         request
@@ -133,10 +135,10 @@ async fn open_socket(url: &Url, subprotocol: Option<&str>) -> Result<WsStream, C
     let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => Err(ClientError::Timeout(CONNECT_TIMEOUT, url.clone())),
+        Err(_) => Err(ClientError::Timeout(CONNECT_TIMEOUT, redacted(url))),
         Ok(Ok((stream, _response))) => Ok(stream),
         Ok(Err(tungstenite::Error::Http(response))) => Err(ClientError::Rejected {
-            url: url.clone(),
+            url: redacted(url),
             status: response.status().as_u16(),
             body: response
                 .body()
@@ -145,7 +147,7 @@ async fn open_socket(url: &Url, subprotocol: Option<&str>) -> Result<WsStream, C
                 .unwrap_or_default(),
         }),
         Ok(Err(source)) => Err(ClientError::Connect {
-            url: url.clone(),
+            url: redacted(url),
             source,
         }),
     }

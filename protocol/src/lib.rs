@@ -38,6 +38,7 @@ pub mod liveness;
 mod name;
 pub mod raw;
 pub mod recovery;
+pub mod redact;
 pub mod room;
 pub mod server_url;
 pub mod sse;

@@ -99,7 +99,7 @@ impl RawSocket {
         subprotocol: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, RawError> {
-        let text = url.to_string();
+        let text = crate::redact::redacted(url).to_string();
         let connecting = async {
             check_scheme(url)?;
             let (host, port) = host_port(url);
@@ -131,7 +131,7 @@ impl RawSocket {
         url: &Url,
         subprotocol: Option<&str>,
     ) -> Result<Self, RawError> {
-        let text = url.to_string();
+        let text = crate::redact::redacted(url).to_string();
         let io_error = |source| RawError::Io {
             url: text.clone(),
             source,
@@ -218,7 +218,7 @@ fn check_scheme(url: &Url) -> Result<(), RawError> {
         return Ok(());
     }
     Err(RawError::Io {
-        url: url.to_string(),
+        url: crate::redact::redacted(url).to_string(),
         source: io::Error::new(
             io::ErrorKind::Unsupported,
             "raw sockets speak ws:// only; point --url at a plain http:// or ws:// server",
