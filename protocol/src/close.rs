@@ -24,6 +24,8 @@ pub enum CloseCode {
     GoingAway,
     /// 1002: the peer broke the WebSocket protocol.
     ProtocolError,
+    /// 1007: a text message (or a close reason) was not valid UTF-8 (RFC 6455 §8.1).
+    InvalidPayload,
     /// 1009: a frame exceeded the server's `max-message-bytes`.
     MessageTooBig,
     /// 1011: the server hit an internal error.
@@ -55,10 +57,11 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every named code, in table order (for docs and tests).
-    pub const ALL: [CloseCode; 13] = [
+    pub const ALL: [CloseCode; 14] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
+        CloseCode::InvalidPayload,
         CloseCode::MessageTooBig,
         CloseCode::InternalError,
         CloseCode::TryAgainLater,
@@ -77,6 +80,7 @@ impl CloseCode {
             CloseCode::Normal => 1000,
             CloseCode::GoingAway => 1001,
             CloseCode::ProtocolError => 1002,
+            CloseCode::InvalidPayload => 1007,
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::TryAgainLater => 1013,
@@ -97,6 +101,7 @@ impl CloseCode {
             CloseCode::Normal => "normal",
             CloseCode::GoingAway => "going_away",
             CloseCode::ProtocolError => "protocol_error",
+            CloseCode::InvalidPayload => "invalid_payload",
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::TryAgainLater => "try_again_later",

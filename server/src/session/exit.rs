@@ -26,6 +26,8 @@ pub(crate) enum Exit {
     TooBig(usize),
     /// The client broke the WebSocket protocol.
     ProtocolError,
+    /// A text message or close reason from the client was not UTF-8.
+    NotUtf8,
     /// The server is shutting down.
     Shutdown,
     /// The session was refused at connect (bad room or user name).
@@ -68,6 +70,10 @@ impl Exit {
                 CloseCode::ProtocolError,
                 "WebSocket protocol violation".to_owned(),
             ),
+            Exit::NotUtf8 => (
+                CloseCode::InvalidPayload,
+                "a text message was not valid UTF-8".to_owned(),
+            ),
             Exit::Shutdown => (CloseCode::GoingAway, "server shutting down".to_owned()),
             Exit::Refused(code, reason) => (*code, reason.clone()),
         };
@@ -86,6 +92,7 @@ impl Exit {
             | Exit::Silent(_)
             | Exit::TooBig(_)
             | Exit::ProtocolError
+            | Exit::NotUtf8
             | Exit::Refused(..) => LeaveReason::Closed,
         }
     }
@@ -99,6 +106,7 @@ impl Exit {
             Exit::Silent(_) => Some("first_frame_timeout"),
             Exit::TooBig(_) => Some("too_big"),
             Exit::ProtocolError => Some("protocol_error"),
+            Exit::NotUtf8 => Some("invalid_payload"),
             Exit::Shutdown => Some("shutdown"),
             Exit::ClientClosed(_) | Exit::Vanished | Exit::Refused(..) => None,
         }
@@ -126,6 +134,7 @@ mod tests {
             Exit::Silent(Duration::from_secs(u64::MAX)),
             Exit::TooBig(usize::MAX),
             Exit::ProtocolError,
+            Exit::NotUtf8,
             Exit::Shutdown,
         ];
         for exit in exits {

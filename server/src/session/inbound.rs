@@ -87,6 +87,7 @@ impl Session {
                     tracing::debug!(session = self.id, why, "protocol error");
                     return Err(Exit::ProtocolError);
                 }
+                Err(ReadError::NotUtf8) => return Err(Exit::NotUtf8),
             };
             match inbound {
                 Inbound::Text(text) => self.handle_text(text)?,

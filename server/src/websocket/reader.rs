@@ -46,6 +46,8 @@ pub(crate) enum ReadError {
     TooBig,
     /// A broken RFC 6455 rule (close 1002); the text is for the log.
     Protocol(&'static str),
+    /// A text message or close reason that is not UTF-8 (close 1007, RFC 6455 §8.1).
+    NotUtf8,
 }
 
 /// A fragmented message being put together.
@@ -259,7 +261,7 @@ fn message(text: bool, payload: &[u8]) -> Result<Inbound<'_>, ReadError> {
     }
     std::str::from_utf8(payload)
         .map(Inbound::Text)
-        .map_err(|_| ReadError::Protocol("text message is not UTF-8"))
+        .map_err(|_| ReadError::NotUtf8)
 }
 
 /// A close payload is empty, or a valid code followed by a UTF-8 reason (§5.5.1, §7.4).
@@ -268,8 +270,11 @@ fn close(payload: &[u8]) -> Result<Option<u16>, ReadError> {
         [] => Ok(None),
         [high, low, reason @ ..] => {
             let code = u16::from_be_bytes([*high, *low]);
-            if !CloseCode::from(code).is_allowed() || std::str::from_utf8(reason).is_err() {
-                return Err(ReadError::Protocol("invalid close frame"));
+            if !CloseCode::from(code).is_allowed() {
+                return Err(ReadError::Protocol("invalid close code"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(ReadError::NotUtf8);
             }
             Ok(Some(code))
         }

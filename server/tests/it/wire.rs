@@ -192,6 +192,24 @@ async fn an_unmasked_client_frame_is_a_protocol_error_1002() {
 }
 
 #[tokio::test]
+async fn a_text_message_that_is_not_utf8_is_closed_with_1007_and_the_room_goes_on() {
+    let server = TestServer::start(Config::default()).await;
+    let mut other = server.member("lobby").await;
+    let mut socket = server.raw("lobby").await;
+    let not_utf8 = client_frame(opcode::TEXT, b"{\"message\":\"\xff\xfe\"}");
+    within("write", socket.stream.write_all(&not_utf8))
+        .await
+        .expect("write");
+    let (code, reason) = within("the close", raw_close(&mut socket)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1007, "a text message was not valid UTF-8")
+    );
+    server.send_test("lobby", "still here").await;
+    assert_eq!(other.next_text().await, "still here");
+}
+
+#[tokio::test]
 async fn a_plain_get_on_a_socket_url_is_told_to_upgrade() {
     let server = TestServer::start(Config::default()).await;
     let response = within(

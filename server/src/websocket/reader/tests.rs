@@ -150,14 +150,25 @@ fn rfc_6455_violations_are_protocol_errors() {
     let mut nested = frame(false, 0x1, b"a", [0; 4]);
     nested.extend(text("b"));
     protocol(nested);
-    // Text that is not UTF-8, split or whole.
-    protocol(frame(true, 0x1, &[0xff, 0xfe], [7; 4]));
     // Bad close payloads.
     protocol(frame(true, 0x8, &[0x03], [0; 4]));
     protocol(frame(true, 0x8, &1005u16.to_be_bytes(), [0; 4]));
+}
+
+#[test]
+fn text_and_close_reasons_that_are_not_utf8_are_invalid_payloads() {
+    let not_utf8 = |bytes: Vec<u8>| {
+        let (seen, _) = read_all(&bytes, 4096);
+        assert_eq!(seen.last(), Some(&Seen::Error(ReadError::NotUtf8)), "{seen:?}");
+    };
+    not_utf8(frame(true, 0x1, &[0xff, 0xfe], [7; 4]));
+    // Split across fragments, each fragment's bytes alone not UTF-8 either.
+    let mut split = frame(false, 0x1, &[b'a', 0xe2], [3; 4]);
+    split.extend(frame(true, 0x0, &[0x28, 0xa1], [3; 4]));
+    not_utf8(split);
     let mut bad_reason = 1000u16.to_be_bytes().to_vec();
     bad_reason.push(0xff);
-    protocol(frame(true, 0x8, &bad_reason, [0; 4]));
+    not_utf8(frame(true, 0x8, &bad_reason, [0; 4]));
 }
 
 #[test]
