@@ -159,7 +159,11 @@ fn rfc_6455_violations_are_protocol_errors() {
 fn text_and_close_reasons_that_are_not_utf8_are_invalid_payloads() {
     let not_utf8 = |bytes: Vec<u8>| {
         let (seen, _) = read_all(&bytes, 4096);
-        assert_eq!(seen.last(), Some(&Seen::Error(ReadError::NotUtf8)), "{seen:?}");
+        assert_eq!(
+            seen.last(),
+            Some(&Seen::Error(ReadError::NotUtf8)),
+            "{seen:?}"
+        );
     };
     not_utf8(frame(true, 0x1, &[0xff, 0xfe], [7; 4]));
     // Split across fragments, each fragment's bytes alone not UTF-8 either.
