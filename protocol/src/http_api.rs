@@ -37,6 +37,10 @@ pub struct RoomSummary {
     pub members: Vec<UserName>,
     /// Sessions joined (one user may have several).
     pub sessions: usize,
+    /// SSE followers of the room on the answering node: they receive its messages without
+    /// being present, so they are not in `members` (absent from older servers' answers: 0).
+    #[serde(default)]
+    pub followers: usize,
     /// The last message's number (0 if none).
     pub seq: u64,
     /// The room history's identity.

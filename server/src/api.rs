@@ -26,6 +26,7 @@ impl From<RoomStats> for RoomSummary {
             room: stats.name,
             members: stats.users,
             sessions: stats.sessions,
+            followers: stats.followers,
             seq: stats.seq,
             epoch: stats.epoch.to_string(),
         }
@@ -52,7 +53,10 @@ pub(crate) async fn room(
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRoom, e.to_string()))?;
     // With a relay: members of every node, read from Redis.
     match state.relay.summary(&name).await {
-        Some(Ok(Some(summary))) => return Ok(Json(summary)),
+        Some(Ok(Some(mut summary))) => {
+            summary.followers = existing_room(&state, &room).map_or(0, |r| r.stats().followers);
+            return Ok(Json(summary));
+        }
         Some(Ok(None)) => return Err(not_found(&name)),
         Some(Err(e)) => return Err(ApiError::unavailable(e.to_string())),
         None => {}

@@ -67,6 +67,8 @@ pub(crate) struct Delivery {
 pub(crate) struct RoomStats {
     pub(crate) name: RoomName,
     pub(crate) sessions: usize,
+    /// SSE followers among the sessions.
+    pub(crate) followers: usize,
     pub(crate) users: Vec<UserName>,
     pub(crate) seq: u64,
     pub(crate) epoch: Arc<str>,
@@ -94,6 +96,8 @@ struct RoomState {
     presence: BTreeMap<UserName, u32>,
     /// Members told of presence events: typed sessions and SSE followers.
     presence_listeners: usize,
+    /// SSE followers among the members (the room API shows them apart from `members`).
+    followers: usize,
     seq: u64,
     epoch: Arc<str>,
     history: History,
@@ -129,6 +133,7 @@ impl Room {
                 members: Slab::new(),
                 presence: BTreeMap::new(),
                 presence_listeners: 0,
+                followers: 0,
                 seq: 0,
                 epoch,
                 history: History::new(history.entries, history.bytes),
@@ -214,6 +219,9 @@ impl Room {
                 };
                 state.announce(&self.name, &event, None, &mut fan_out);
             }
+        }
+        if follower {
+            state.followers += 1;
         }
         if member.protocol != Protocol::Tutorial {
             state.presence_listeners += 1;
@@ -310,6 +318,7 @@ impl Room {
             state.presence_listeners -= 1;
         }
         if member.protocol == Protocol::Sse {
+            state.followers -= 1;
             // Followers were never present: nothing to announce.
             let unused = state.is_unused();
             drop(state);
@@ -362,6 +371,7 @@ impl Room {
         RoomStats {
             name: self.name.clone(),
             sessions: state.members.len(),
+            followers: state.followers,
             users: if self.relayed {
                 state.cluster_users.iter().cloned().collect()
             } else {

@@ -102,6 +102,7 @@ mod tests {
             room: RoomName::new("lobby").expect("valid room"),
             members: vec![UserName::new("ana").expect("valid user")],
             sessions: 2,
+            followers: 0,
             seq: 41,
             epoch: "00ff".into(),
         }];

@@ -213,9 +213,37 @@ async fn followers_hear_presence_but_are_not_present() {
         .find(|r| r.room.as_str() == "lobby")
         .expect("lobby");
     assert_eq!(lobby.sessions, 2);
+    assert_eq!(lobby.followers, 1, "the room API shows the follower apart");
+    assert_eq!(
+        lobby.members.len(),
+        1,
+        "and only ana as present: {:?}",
+        lobby.members
+    );
     drop(ana);
     let leave = follower.next_event().await;
     assert_eq!(leave.name, "leave");
+    // A second follower shows, and one that goes is no longer counted.
+    let second = SseFollower::open(&server, "sse/lobby/", None).await;
+    eventually("two followers in the room API", || async {
+        let rooms = server.rooms().await;
+        rooms
+            .rooms
+            .iter()
+            .any(|r| r.room.as_str() == "lobby" && r.followers == 2)
+            .then_some(())
+    })
+    .await;
+    drop(second);
+    eventually("one follower again once the second went", || async {
+        let rooms = server.rooms().await;
+        rooms
+            .rooms
+            .iter()
+            .any(|r| r.room.as_str() == "lobby" && r.followers == 1)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

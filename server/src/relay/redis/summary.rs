@@ -44,6 +44,8 @@ pub(super) async fn read(
             .map(|n| usize::try_from(*n).unwrap_or(0))
             .sum(),
         members,
+        // Followers are not in Redis's presence; the API fills in the answering node's own.
+        followers: 0,
         seq: seq.unwrap_or(0),
         epoch: epoch.unwrap_or_default(),
     }))
