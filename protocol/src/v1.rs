@@ -186,8 +186,9 @@ fn object_data<'de, D: Deserializer<'de>>(
     }
 }
 
-/// A JSON value's kind, for error messages ("a string", "an array", ...).
-fn json_kind(value: &Value) -> &'static str {
+/// A JSON value's kind, for error messages ("a string", "an array", ...); the server's HTTP
+/// refusals of `data` use it too, so both say the same.
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

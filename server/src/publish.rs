@@ -218,7 +218,7 @@ pub(crate) fn check(state: &AppState, request: PublishRequest) -> Result<Checked
                 ErrorCode::InvalidFrame,
                 format!(
                     "data must be a JSON object, not {}: send {{\"message\": \"...\", \"data\": {{...}}}} as application/json",
-                    json_kind(&other)
+                    roomcast_protocol::v1::json_kind(&other)
                 ),
             ));
         }
@@ -338,18 +338,6 @@ pub(crate) async fn receipt(
         epoch: epoch.to_string(),
         delivered,
     })
-}
-
-/// A JSON value's kind, for the message refusing it ("a string", "an array", ...).
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 pub(crate) fn keyed_error(error: Keyed<ApiError>) -> ApiError {
