@@ -460,18 +460,28 @@ async fn a_node_killed_with_sigkill_leaves_no_registration_after_the_ttl() {
 
     node.kill().await;
     let killed = Instant::now();
-    // Django's own group_send trims the group, as every group_send does.
+    // Django's own group_send trims the group, as every group_send does. What is bounded is
+    // the latest trim the registration survived, timed from the start of that send (the
+    // Python process starting up, slow on a loaded machine, only makes the trim later than
+    // that time, so it cannot make a correct registration look too long-lived).
+    let last_survived = std::cell::Cell::new(None);
     eventually("the dead node's registration to lapse", || async {
+        let started = killed.elapsed();
         django.send(&["probe"]).await;
         let left = registrations(&redis).await;
-        (!left.contains(&"roomcast.lobby".to_owned())).then_some(left)
+        if left.contains(&"roomcast.lobby".to_owned()) {
+            last_survived.set(Some(started));
+            return None;
+        }
+        Some(left)
     })
     .await;
-    let took = killed.elapsed();
-    assert!(
-        took <= ttl + Duration::from_secs(3),
-        "the registration outlived its node by {took:?} (TTL {ttl:?})"
-    );
+    if let Some(survived) = last_survived.get() {
+        assert!(
+            survived <= ttl + Duration::from_secs(1),
+            "the registration survived a trim {survived:?} after its node died (TTL {ttl:?})"
+        );
+    }
     assert_eq!(
         registrations(&redis).await,
         std::slice::from_ref(&consumer.channel)
