@@ -30,7 +30,7 @@ pub use member::{
 };
 pub use netns::{Netns, assert_noticed_within, netns};
 pub use proxy::TcpProxy;
-pub use server::{TestServer, reusable_listener};
+pub use server::{TestServer, reusable_listener, sample_value};
 pub use sse::{SseEvent, SseFollower};
 pub use wait::{WAIT, eventually, within};
 

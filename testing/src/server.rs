@@ -122,6 +122,40 @@ impl TestServer {
             .map_or(0, |r| r.sessions)
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        within(
+            "GET /metrics",
+            self.http.get(self.http_url("metrics")).send(),
+        )
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+    }
+
+    /// The value of the first `/metrics` sample line starting with `sample ` (the metric's
+    /// name with its labels, as rendered), if there is one.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        sample_value(&self.metrics().await, sample)
+    }
+
+    /// `POST /api/rooms/{room}/messages` with `{"message": text, "user": user}`; the response,
+    /// whatever its status.
+    pub async fn publish_as(&self, room_name: &str, user: &str, text: &str) -> reqwest::Response {
+        let url = self.http_url(&format!("api/rooms/{room_name}/messages"));
+        within(
+            "publish",
+            self.http
+                .post(url)
+                .json(&serde_json::json!({"message": text, "user": user}))
+                .send(),
+        )
+        .await
+        .expect("publish request")
+    }
+
     /// Publishes `message` through the POC's HTTP send-test route, failing on any refusal.
     pub async fn send_test(&self, room_name: &str, message: &str) {
         let url = self.http_url(&format!("chat/{room_name}/send-test/"));
@@ -241,4 +275,15 @@ impl Drop for TestServer {
             task.abort();
         }
     }
+}
+
+/// The value on the first line of a `/metrics` text that starts with `sample ` (name and labels).
+pub fn sample_value(metrics: &str, sample: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

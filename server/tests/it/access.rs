@@ -643,15 +643,7 @@ async fn a_private_room_over_sse_needs_the_token_that_opens_it() {
 
 /// `roomcast_evictions_total{reason}` as `/metrics` renders it now.
 async fn evictions(server: &TestServer, reason: &str) -> u64 {
-    let text = within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     let sample = format!("roomcast_evictions_total{{reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&sample))
@@ -867,15 +859,7 @@ async fn sse_streams_and_websocket_sessions_share_the_per_ip_cap() {
         status.starts_with("HTTP/1.1 429"),
         "a fourth socket: {status}"
     );
-    let text = within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     assert!(
         text.contains("roomcast_connections_refused_per_ip_total 2"),
         "both refusals counted"
@@ -1067,15 +1051,7 @@ async fn a_member_whose_token_expires_is_removed_unless_a_fresh_token_extended_i
         }
         other => panic!("{other:?}"),
     }
-    let text = within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     assert!(
         text.contains("roomcast_access_expired_total 2"),
         "ana and carla counted"

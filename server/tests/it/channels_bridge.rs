@@ -160,8 +160,7 @@ async fn metric(server: &TestServer, name: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    crate::support::sample_value(&text, name)
 }
 
 /// Waits until every node listens to the group and, with the pub/sub layer, one of them

@@ -57,17 +57,7 @@ async fn typed_at(url: &roomcast_protocol::ServerUrl, name: &str) -> Client {
 
 /// `POST /api/rooms/{room}/messages`; returns the HTTP status and the receipt's seq.
 async fn http_publish(server: &TestServer, name: &str, text: &str) -> (u16, Option<u64>) {
-    let url = server.http_url(&format!("api/rooms/{name}/messages"));
-    let response = within(
-        "publish",
-        server
-            .http()
-            .post(url)
-            .json(&serde_json::json!({"message": text, "user": "hq"}))
-            .send(),
-    )
-    .await
-    .expect("publish request");
+    let response = server.publish_as(name, "hq", text).await;
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     (status, body["seq"].as_u64())

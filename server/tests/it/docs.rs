@@ -176,15 +176,7 @@ fn the_close_code_table_matches_every_close_code_and_its_advice() {
 /// The metric families `/metrics` renders once every labelled family has a sample (a family
 /// with no sample renders nothing, so the test makes one of each happen).
 async fn rendered_families(server: &TestServer) -> BTreeMap<String, String> {
-    let text = within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("text");
+    let text = server.metrics().await;
     text.lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .filter_map(|rest| rest.split_once(' '))

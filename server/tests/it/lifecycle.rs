@@ -115,15 +115,7 @@ async fn create(server: &TestServer, origin: Origin, name: &str) {
 
 /// The value of the `roomcast_rooms` gauge.
 async fn rooms_gauge(server: &TestServer) -> i64 {
-    let text = within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("metrics text");
+    let text = server.metrics().await;
     text.lines()
         .find_map(|line| line.strip_prefix("roomcast_rooms "))
         .and_then(|value| value.trim().parse().ok())

@@ -217,7 +217,7 @@ async fn a_room_publishing_to_a_lost_member_holds_no_more_for_it_than_the_queue_
         growth < 8 * 1024 * 1024,
         "resident memory grew by {growth} bytes while 16 MiB went to a lost member"
     );
-    let metrics = server_metrics(&server).await;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("roomcast_queue_overflows_total 1"),
         "{metrics}"
@@ -227,21 +227,9 @@ async fn a_room_publishing_to_a_lost_member_holds_no_more_for_it_than_the_queue_
     netns.remove().await;
 }
 
-async fn server_metrics(server: &TestServer) -> String {
-    within(
-        "metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("metrics text")
-}
-
 /// The server process's resident memory, from its own `/metrics`.
 async fn resident_bytes(server: &TestServer) -> u64 {
-    let metrics = server_metrics(server).await;
+    let metrics = server.metrics().await;
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("roomcast_process_resident_memory_bytes "))

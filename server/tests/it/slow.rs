@@ -71,15 +71,7 @@ async fn a_reader_that_stops_is_closed_as_slow_while_the_others_receive_everythi
         (server.sessions_in("lobby").await == 2).then_some(())
     })
     .await;
-    let metrics = within(
-        "metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("GET /metrics")
-    .text()
-    .await
-    .expect("metrics text");
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("roomcast_evictions_total{reason=\"slow\"} 1"),
         "{metrics}"

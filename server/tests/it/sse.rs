@@ -15,34 +15,12 @@ use crate::support::{SseFollower, TestServer, eventually, within};
 
 /// `POST /api/rooms/{room}/messages` as `hq`, failing the test on any refusal.
 async fn publish(server: &TestServer, room: &str, text: &str) {
-    let url = server.http_url(&format!("api/rooms/{room}/messages"));
-    let response = within(
-        "publish",
-        server
-            .http()
-            .post(url)
-            .json(&serde_json::json!({"message": text, "user": "hq"}))
-            .send(),
-    )
-    .await
-    .expect("publish request");
+    let response = server.publish_as(room, "hq", text).await;
     assert!(
         response.status().is_success(),
         "publish: {}",
         response.status()
     );
-}
-
-async fn metrics(server: &TestServer) -> String {
-    within(
-        "GET /metrics",
-        server.http().get(server.http_url("metrics")).send(),
-    )
-    .await
-    .expect("metrics")
-    .text()
-    .await
-    .expect("metrics text")
 }
 
 /// The seq at the end of a one-room id (`room:epoch:seq`).
@@ -278,7 +256,7 @@ async fn streams_count_against_max_connections_and_show_by_transport() {
         ..Config::default()
     };
     let server = TestServer::start(config).await;
-    let text = metrics(&server).await;
+    let text = server.metrics().await;
     assert!(
         text.contains("roomcast_connections_open{transport=\"sse\"} 0"),
         "{text}"
@@ -296,7 +274,7 @@ async fn streams_count_against_max_connections_and_show_by_transport() {
     .await
     .expect("request");
     assert_eq!(refused.status(), 503);
-    let text = metrics(&server).await;
+    let text = server.metrics().await;
     assert!(
         text.contains("roomcast_connections_open{transport=\"sse\"} 1"),
         "{text}"
@@ -383,7 +361,8 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
         publish(&server, "busy", &text).await;
         published += 1;
         if published.is_multiple_of(25)
-            && metrics(&server)
+            && server
+                .metrics()
                 .await
                 .contains("roomcast_evictions_total{reason=\"slow\"} 1")
         {
@@ -391,7 +370,8 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
         }
     }
     assert!(
-        metrics(&server)
+        server
+            .metrics()
             .await
             .contains("roomcast_evictions_total{reason=\"slow\"} 1"),
         "evicted after {published} messages"
