@@ -135,12 +135,6 @@ impl TestServer {
         .expect("metrics text")
     }
 
-    /// The value of the first `/metrics` sample line starting with `sample ` (the metric's
-    /// name with its labels, as rendered), if there is one.
-    pub async fn metric(&self, sample: &str) -> Option<f64> {
-        sample_value(&self.metrics().await, sample)
-    }
-
     /// `POST /api/rooms/{room}/messages` with `{"message": text, "user": user}`; the response,
     /// whatever its status.
     pub async fn publish_as(&self, room_name: &str, user: &str, text: &str) -> reqwest::Response {
