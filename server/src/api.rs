@@ -54,7 +54,7 @@ pub(crate) async fn room(
     // With a relay: members of every node, read from Redis.
     match state.relay.summary(&name).await {
         Some(Ok(Some(mut summary))) => {
-            summary.followers = existing_room(&state, &room).map_or(0, |r| r.stats().followers);
+            summary.followers = existing_room(&state, &room).map_or(0, |r| r.followers());
             return Ok(Json(summary));
         }
         Some(Ok(None)) => return Err(not_found(&name)),

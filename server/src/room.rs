@@ -349,6 +349,11 @@ impl Room {
         unused
     }
 
+    /// SSE followers among the members (the room API's `followers`).
+    pub(crate) fn followers(&self) -> usize {
+        self.state().followers
+    }
+
     /// Takes a lease (the registry does, under its lock).
     pub(crate) fn hold(&self) {
         self.state().leases += 1;

@@ -18,6 +18,8 @@ use crate::frames::Frame;
 use crate::room::Room;
 
 /// What a flush will do, in order: rooms to flush, then answers to queue for the session.
+/// Bounded by the frames of one read (the reader's buffer and `--max-message-bytes` bound
+/// those), and emptied before the session waits again.
 #[derive(Debug)]
 pub(super) enum Deferred {
     /// A room holding this session's batched publishes.
