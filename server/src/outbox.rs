@@ -1,10 +1,11 @@
-//! A session's outbound queue, bounded in bytes.
+//! An SSE follower's outbound queue, bounded in bytes.
 //!
-//! Rooms push encoded frames into members' outboxes without ever waiting: a push either queues
-//! the frame or, when the member has fallen `max_queue_bytes` behind, marks the outbox
-//! overflowed and refuses it. The session takes everything queued at once (one lock per batch,
-//! not per frame) and writes it; bytes stay counted until they are written, so the queue plus
-//! what the session holds never exceed the bound.
+//! Rooms push encoded events into followers' outboxes without ever waiting (WebSocket members
+//! read the room's ring instead: `room/ring.rs`): a push either queues the frame or, when the
+//! follower has fallen `max_queue_bytes` behind, marks the outbox overflowed and refuses it.
+//! The stream takes everything queued at once (one lock per batch, not per frame) and writes
+//! it; bytes stay counted until they are written, so the queue plus what the stream holds
+//! never exceed the bound.
 //!
 //! A push wakes the session only when it is waiting for frames (or on overflow), and
 //! [`FanOut`] wakes the sessions of a whole fan-out after the room's lock is released.
@@ -71,16 +72,6 @@ pub(crate) enum Push {
     Refused,
 }
 
-/// What a push of several frames did.
-#[derive(Debug, Clone, Copy, Default)]
-struct PushedAll {
-    queued: usize,
-    /// Payload bytes of the frames queued.
-    bytes: usize,
-    /// One of them passed the bound: it and the rest were refused.
-    overflowed: bool,
-}
-
 /// What the session should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ready {
@@ -142,39 +133,6 @@ impl Outbox {
         (Push::Queued, waker)
     }
 
-    /// Queues `frames` in order under one lock, as [`Outbox::push`] would one by one: a frame
-    /// past the bound overflows the outbox and refuses the rest. Hands back the waker to call
-    /// (at most one, however many frames), so the caller can wake outside its own lock.
-    fn push_all_and_take_waker(
-        &self,
-        frames: impl Iterator<Item = Frame>,
-    ) -> (PushedAll, Option<Waker>) {
-        let mut pushed = PushedAll::default();
-        let mut state = self.state();
-        if state.overflowed || state.closed {
-            return (pushed, None);
-        }
-        for frame in frames {
-            let cost = charge_of(&frame);
-            if state.bytes + cost > self.shared.max_bytes {
-                state.overflowed = true;
-                state.frames = VecDeque::new();
-                pushed.overflowed = true;
-                return (pushed, state.waker.take());
-            }
-            state.bytes += cost;
-            pushed.queued += 1;
-            pushed.bytes += frame.payload_len();
-            state.frames.push_back(frame);
-        }
-        let waker = if pushed.queued > 0 && mem::take(&mut state.wants_frames) {
-            state.waker.take()
-        } else {
-            None
-        };
-        (pushed, waker)
-    }
-
     /// Waits until frames are queued or the outbox overflowed. Cancel-safe.
     pub(crate) async fn ready(&self) -> Ready {
         poll_fn(|cx| {
@@ -187,19 +145,6 @@ impl Outbox {
             }
             state.park(cx);
             state.wants_frames = true;
-            Poll::Pending
-        })
-        .await
-    }
-
-    /// Waits until the outbox overflows (while the session is busy writing). Cancel-safe.
-    pub(crate) async fn overflowed(&self) {
-        poll_fn(|cx| {
-            let mut state = self.state();
-            if state.overflowed {
-                return Poll::Ready(());
-            }
-            state.park(cx);
             Poll::Pending
         })
         .await
@@ -218,20 +163,6 @@ impl Outbox {
         } else {
             taken.append(&mut state.frames);
         }
-    }
-
-    /// Frees the queue's memory if nothing is queued (see `Writer::trim`).
-    pub(crate) fn trim(&self) {
-        let mut state = self.state();
-        if state.frames.is_empty() {
-            state.frames = VecDeque::new();
-        }
-    }
-
-    /// Charges `bytes` the session queued itself, ahead of the room's frames (control frames):
-    /// they count against the bound like any other, but are never refused.
-    pub(crate) fn charge(&self, bytes: usize) {
-        self.state().bytes += bytes;
     }
 
     /// Gives back the bytes of written frames.
@@ -305,23 +236,18 @@ impl FanOut {
         self.keep_waker(waker);
     }
 
-    /// Pushes `frames` into `outbox` under one lock (a batch of messages for one member) and
-    /// counts what happened.
-    pub(crate) fn push_all(&mut self, outbox: &Outbox, frames: impl Iterator<Item = Frame>) {
-        let (pushed, waker) = outbox.push_all_and_take_waker(frames);
-        self.delivered += pushed.queued;
-        self.bytes += pushed.bytes;
-        self.overflowed += usize::from(pushed.overflowed);
-        self.keep_waker(waker);
-    }
-
     fn keep_waker(&mut self, waker: Option<Waker>) {
         if let Some(waker) = waker {
-            if self.wakers.capacity() == 0 {
-                self.wakers.reserve(FAN_OUT_WAKERS_RESERVED);
-            }
-            self.wakers.push(waker);
+            self.wake_later(waker);
         }
+    }
+
+    /// Wakes `waker` when this is dropped (after the room's lock is released).
+    pub(crate) fn wake_later(&mut self, waker: Waker) {
+        if self.wakers.capacity() == 0 {
+            self.wakers.reserve(FAN_OUT_WAKERS_RESERVED);
+        }
+        self.wakers.push(waker);
     }
 }
 

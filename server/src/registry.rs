@@ -25,10 +25,10 @@ use tracing::warn;
 use self::deadlines::Deadlines;
 use crate::bridge::BridgeNotices;
 use crate::config::is_latest_on_join;
-use crate::frames::Protocol;
+use crate::frames::{Frame, Protocol};
 use crate::metrics::Metrics;
 use crate::relay::Notices;
-use crate::room::{HistoryLimits, Member, Room, RoomStats};
+use crate::room::{HistoryLimits, Member, RingLimit, Room, RoomStats};
 
 /// Most expired rooms removed per hold of the registry lock; the janitor lets go between
 /// batches, so even 100,000 rooms expiring at once never stall joins for long.
@@ -47,6 +47,7 @@ struct Shared {
     /// Told when a deadline earlier than every other is queued, so the janitor re-plans.
     earliest_changed: Notify,
     history: HistoryLimits,
+    ring: RingLimit,
     room_ttl: Duration,
     max_rooms: usize,
     latest_on_join: Vec<String>,
@@ -104,6 +105,7 @@ impl std::fmt::Display for RoomsFull {
 #[derive(Debug, Clone)]
 pub(crate) struct RoomSettings {
     pub(crate) history: HistoryLimits,
+    pub(crate) ring: RingLimit,
     pub(crate) room_ttl: Duration,
     pub(crate) max_rooms: usize,
     pub(crate) latest_on_join: Vec<String>,
@@ -134,6 +136,7 @@ impl Registry {
                 rooms: Mutex::new(Rooms::default()),
                 earliest_changed: Notify::new(),
                 history: settings.history,
+                ring: settings.ring,
                 room_ttl: settings.room_ttl,
                 max_rooms: settings.max_rooms,
                 latest_on_join: settings.latest_on_join,
@@ -203,11 +206,12 @@ impl Registry {
         member: Member,
         since: Option<&Position>,
         reference: Option<&Ref>,
+        direct: &mut Vec<Frame>,
     ) -> Result<Membership, RoomsFull> {
         let lease = self.lease(name)?;
         let user = member.user.clone();
         let follower = member.protocol == Protocol::Sse;
-        let key = lease.room.join(member, since, reference);
+        let key = lease.room.join(member, since, reference, direct);
         if let Some(notices) = &self.shared.relay.notices {
             if follower {
                 // Not present anywhere, but the room must stay subscribed while it listens.
@@ -349,6 +353,7 @@ impl Rooms {
                     *next_id,
                     name.clone(),
                     &shared.history,
+                    shared.ring,
                     latest,
                     shared.relay.relayed,
                     shared.metrics.clone(),
@@ -403,6 +408,11 @@ pub(crate) struct Membership {
 impl Membership {
     pub(crate) fn room(&self) -> &Arc<Room> {
         &self.room
+    }
+
+    /// The member's slot in its room (for reading the room's ring).
+    pub(crate) fn key(&self) -> usize {
+        self.key
     }
 
     /// Why the member leaves, reported to the others when this is dropped.

@@ -1,20 +1,23 @@
-//! One room: its members, presence, sequence numbers and history, behind one short lock.
+//! One room: its members, presence, sequence numbers, history and ring, behind one short lock.
 //!
 //! Everything that must be ordered with the room's messages happens under that lock: a joiner's
-//! `joined` answer and replay are queued before any later live message, and a member's `leave`
-//! event after every message it saw. The lock is a std `Mutex` because it is never held across
-//! an `.await`: pushing into an outbox only queues bytes.
+//! `joined` answer and replay come before any later live message, and a member's `leave` event
+//! after every message it saw. WebSocket members read the room's messages and presence events
+//! from its ring (`ring.rs`), each from its own cursor; SSE followers get them pushed into their
+//! outboxes. The lock is a std `Mutex` because it is never held across an `.await`: appending
+//! and pushing only queue bytes.
 //!
 //! When the room goes away is the registry's business (`registry.rs`); the room only says
 //! whether it is in use (members, or leases held by joins and publishes under way).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use roomcast_protocol::{LeaveReason, Position, Ref, RoomName, ServerFrame, UserName};
 use slab::Slab;
 
-use crate::frames::{self, Protocol};
+use crate::frames::{self, Frame, Protocol};
 use crate::history::{History, MessageData, Publication};
 use crate::metrics::Metrics;
 use crate::outbox::{FanOut, Outbox};
@@ -22,15 +25,50 @@ use crate::relay::Source;
 use crate::sse;
 
 mod relayed;
+mod ring;
 
 pub(crate) use self::relayed::{Delivered, Snapshot};
+use self::ring::{Cursor, Entry, Ring};
+pub(crate) use self::ring::{Lagged, Pulled};
 
 /// A session's entry in a room.
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) user: UserName,
     pub(crate) protocol: Protocol,
-    pub(crate) outbox: Outbox,
+    sink: Sink,
+}
+
+/// How a member gets the room's messages.
+#[derive(Debug)]
+enum Sink {
+    /// A WebSocket session reads them from the ring, from its cursor.
+    Ring(Cursor),
+    /// An SSE follower gets them pushed into its outbox (its frames are SSE events, encoded
+    /// apart from the WebSocket ones).
+    Outbox(Outbox),
+}
+
+impl Member {
+    /// A WebSocket session (tutorial or typed): it reads from the room's ring.
+    pub(crate) fn session(user: UserName, protocol: Protocol) -> Self {
+        debug_assert!(protocol != Protocol::Sse);
+        Self {
+            user,
+            protocol,
+            // Placed at the ring's head when it joins.
+            sink: Sink::Ring(Cursor::default()),
+        }
+    }
+
+    /// An SSE follower, fed through `outbox`.
+    pub(crate) fn follower(user: UserName, outbox: Outbox) -> Self {
+        Self {
+            user,
+            protocol: Protocol::Sse,
+            sink: Sink::Outbox(outbox),
+        }
+    }
 }
 
 /// How a room keeps history; the same for every room of a server.
@@ -40,15 +78,20 @@ pub(crate) struct HistoryLimits {
     pub(crate) bytes: usize,
 }
 
+/// How far a WebSocket member may fall behind its room before it is evicted as slow (the
+/// ring's byte bound: `--max-queue-bytes`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingLimit(pub(crate) usize);
+
 /// When a publish is fanned out to the room's members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dispatch {
     /// Before `publish` returns (HTTP, broadcasts, the bridge).
     Now,
-    /// At the next [`Room::flush`] or the room's next change of members or publish `Now`,
-    /// whichever comes first: a session publishing several messages from one read hands them
-    /// to each member in one push (one outbox lock and one wake per member, not one per
-    /// message), and flushes before it waits again.
+    /// Appended to the ring at once, but members waiting for frames are woken only at the
+    /// next [`Room::flush`] (or the room's next wake): a session publishing several messages
+    /// from one read wakes each member once, not once per message, and flushes before it
+    /// waits again. SSE followers get it at once either way.
     Batched,
 }
 
@@ -57,8 +100,8 @@ pub(crate) enum Dispatch {
 pub(crate) struct Delivery {
     pub(crate) seq: u64,
     pub(crate) epoch: Arc<str>,
-    /// Local sessions the message was queued for (for a [`Dispatch::Batched`] publish: the
-    /// sessions in the room when it was numbered, which it will be queued for).
+    /// Local sessions the message was queued for: WebSocket members still in place in the
+    /// ring, and SSE followers whose outbox took it.
     pub(crate) delivered: usize,
 }
 
@@ -101,10 +144,13 @@ struct RoomState {
     seq: u64,
     epoch: Arc<str>,
     history: History,
-    /// Messages numbered (and in history) but not yet queued for the members: published
-    /// [`Dispatch::Batched`]. Every change of members queues them first, so no member gets a
-    /// message it joined after, and none misses one it was present for.
-    pending: Vec<Arc<Publication>>,
+    /// What WebSocket members read, each from its cursor.
+    ring: Ring,
+    /// Members reading the ring (not lagged), per protocol: [tutorial, typed]. A slot is
+    /// encoded for the protocols among them, and counts them all as its readers.
+    readers: [u32; 2],
+    /// Members whose sessions wait for frames: the next wake wakes them (and empties it).
+    parked: Vec<usize>,
     /// Joins and publishes under way (see `registry::Lease`); the room stays while any is.
     leases: usize,
     /// Relayed rooms: users present on any node, as the relay last said.
@@ -118,6 +164,7 @@ impl Room {
         id: u64,
         name: RoomName,
         history: &HistoryLimits,
+        ring: RingLimit,
         latest_on_join: bool,
         relayed: bool,
         metrics: Arc<Metrics>,
@@ -137,7 +184,9 @@ impl Room {
                 seq: 0,
                 epoch,
                 history: History::new(history.entries, history.bytes),
-                pending: Vec::new(),
+                ring: Ring::new(ring.0),
+                readers: [0; 2],
+                parked: Vec::new(),
                 leases: 0,
                 cluster_users: std::collections::BTreeSet::new(),
                 loaded: false,
@@ -157,21 +206,24 @@ impl Room {
             .record_fan_out(fan_out.delivered, fan_out.bytes, fan_out.overflowed);
     }
 
-    /// Adds `member`. Queues, in order and before any later message: the `joined` answer (typed
-    /// sessions), the replay (missed messages, or the latest one in latest-state rooms), and a
-    /// `join` event for the other typed members when this user was not present yet.
+    /// Adds `member`. Gives it, in order and before any later message: the `joined` answer
+    /// (typed sessions), the replay (missed messages, or the latest one in latest-state rooms),
+    /// and tells the other members with a `join` event when this user was not present yet.
+    /// A WebSocket member's own frames are appended to `direct` (its session queues them ahead
+    /// of what it reads from the ring, where its cursor starts now); a follower's are pushed
+    /// into its outbox.
     /// An SSE follower gets `gap` first when recovery failed, then the replay, then `joined`
     /// (whose `id` is the room's position now), and is not announced: it is not present.
     /// Returns the member's slot, for leaving.
     pub(crate) fn join(
         &self,
-        member: Member,
+        mut member: Member,
         since: Option<&Position>,
         reference: Option<&Ref>,
+        direct: &mut Vec<Frame>,
     ) -> usize {
         let mut state = self.state();
         let mut fan_out = FanOut::default();
-        state.queue_pending(&mut fan_out);
         let (replay, recovered) =
             state
                 .history
@@ -191,19 +243,28 @@ impl Room {
             replay: replay.len(),
             reference: reference.cloned(),
         };
-        if member.protocol == Protocol::Typed {
-            fan_out.push(&member.outbox, frames::typed(&joined()));
-        }
-        if follower && recovered == Some(false) {
-            let gap = sse::event::gap(&self.name, &state.epoch, state.seq, since, &replay);
-            fan_out.push(&member.outbox, gap);
-        }
-        for message in &replay {
-            fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
-        }
-        if follower {
-            let position = sse::Position::of(&self.name, &state.epoch, state.seq);
-            fan_out.push(&member.outbox, sse::event::presence(&joined(), &position));
+        match &member.sink {
+            Sink::Ring(_) => {
+                if member.protocol == Protocol::Typed {
+                    direct.push(frames::typed(&joined()));
+                }
+                direct.extend(
+                    replay
+                        .iter()
+                        .map(|message| message.frame(member.protocol, &state.epoch)),
+                );
+            }
+            Sink::Outbox(outbox) => {
+                if recovered == Some(false) {
+                    let gap = sse::event::gap(&self.name, &state.epoch, state.seq, since, &replay);
+                    fan_out.push(outbox, gap);
+                }
+                for message in &replay {
+                    fan_out.push(outbox, message.frame(member.protocol, &state.epoch));
+                }
+                let position = sse::Position::of(&self.name, &state.epoch, state.seq);
+                fan_out.push(outbox, sse::event::presence(&joined(), &position));
+            }
         }
         if let Some(recovered) = recovered {
             self.metrics.record_replay(recovered);
@@ -226,14 +287,20 @@ impl Room {
         if member.protocol != Protocol::Tutorial {
             state.presence_listeners += 1;
         }
+        if let Sink::Ring(cursor) = &mut member.sink {
+            // After the `join` event: a member is not told of its own arrival.
+            *cursor = state.ring.cursor();
+            state.readers[reader_index(member.protocol)] += 1;
+        }
         let key = state.members.insert(member);
         drop(state);
         self.record(&fan_out);
         key
     }
 
-    /// Numbers `text` (with its `data`), keeps it in history, and queues it for every member,
-    /// now or batched (see [`Dispatch`]). Never waits.
+    /// Numbers `text` (with its `data`), keeps it in history, and appends it to the ring
+    /// (waking its readers now or at the next flush, see [`Dispatch`]); SSE followers get it
+    /// at once. Never waits.
     ///
     /// Only the publish hook (`Relay::publish`) calls this, so every source of messages is
     /// numbered and fanned out the same way.
@@ -255,44 +322,101 @@ impl Room {
             text,
             data.cloned(),
         ));
+        state.history.push(published.clone());
+        let mut fan_out = FanOut::default();
+        state.fan_out_message(&published, &mut fan_out);
+        if dispatch == Dispatch::Now {
+            state.wake_parked(&mut fan_out);
+        }
         let delivery = Delivery {
             seq: state.seq,
             epoch: state.epoch.clone(),
-            delivered: state.members.len(),
+            delivered: fan_out.delivered,
         };
-        state.history.push(published.clone());
-        state.pending.push(published);
-        self.metrics.record_publish(source);
-        if dispatch == Dispatch::Batched {
-            return delivery;
-        }
-        // Alone (the usual case), the count of queued frames is exact; behind batched
-        // messages of another session, it is the member count above.
-        let alone = state.pending.len() == 1;
-        let mut fan_out = FanOut::default();
-        state.queue_pending(&mut fan_out);
         drop(state);
+        self.metrics.record_publish(source);
         self.record(&fan_out);
-        if alone {
-            return Delivery {
-                delivered: fan_out.delivered,
-                ..delivery
-            };
-        }
         delivery
     }
 
-    /// Queues the messages published [`Dispatch::Batched`] for every member, one push per
-    /// member; wakes them after the lock is released. Cheap when there are none.
+    /// Wakes the members waiting for frames, after messages published
+    /// [`Dispatch::Batched`]. Cheap when none waits.
     pub(crate) fn flush(&self) {
         let mut state = self.state();
-        if state.pending.is_empty() {
+        if state.parked.is_empty() {
             return;
         }
         let mut fan_out = FanOut::default();
-        state.queue_pending(&mut fan_out);
+        state.wake_parked(&mut fan_out);
+        // Woken when `fan_out` drops, after the lock is released.
         drop(state);
-        self.record(&fan_out);
+    }
+
+    /// Appends to `into` up to `max` of the ring's frames past member `key`'s cursor, oldest
+    /// first, and moves the cursor past them. `Lagged` once the member fell more than the
+    /// ring's bound behind: its session must end as slow.
+    pub(crate) fn pull(
+        &self,
+        key: usize,
+        into: &mut VecDeque<Frame>,
+        max: usize,
+    ) -> Result<Pulled, Lagged> {
+        let mut state = self.state();
+        let RoomState {
+            members,
+            ring,
+            epoch,
+            ..
+        } = &mut *state;
+        let Some(Member {
+            user,
+            protocol,
+            sink: Sink::Ring(cursor),
+        }) = members.get_mut(key)
+        else {
+            return Ok(Pulled::default());
+        };
+        ring.pull(cursor, (*protocol, user), epoch, into, max)
+    }
+
+    /// Ready when member `key` has frames to read in the ring (only if `wants_frames`) or lost
+    /// its place (`Lagged`); otherwise keeps the session's waker, to be woken by the next
+    /// append (if it wants frames) or by its lagging.
+    pub(crate) fn poll_feed(
+        &self,
+        key: usize,
+        cx: &Context<'_>,
+        wants_frames: bool,
+    ) -> Poll<Result<(), Lagged>> {
+        let mut state = self.state();
+        let RoomState {
+            members,
+            ring,
+            parked,
+            ..
+        } = &mut *state;
+        let Some(Member {
+            sink: Sink::Ring(cursor),
+            ..
+        }) = members.get_mut(key)
+        else {
+            return Poll::Pending;
+        };
+        if cursor.is_lagged() {
+            return Poll::Ready(Err(Lagged));
+        }
+        if wants_frames && ring.has_unread(cursor) {
+            return Poll::Ready(Ok(()));
+        }
+        match &cursor.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => cursor.waker = Some(cx.waker().clone()),
+        }
+        if wants_frames && !cursor.parked {
+            cursor.parked = true;
+            parked.push(key);
+        }
+        Poll::Pending
     }
 
     /// Counts a publish the relay numbered: this room fans it out only when Redis relays it
@@ -302,28 +426,35 @@ impl Room {
     }
 
     /// Removes the member in slot `key`. If that was the user's last session here and
-    /// `announce` is set, sends `leave` with `reason` to the remaining typed members. Returns
-    /// true if the room is now unused.
+    /// `announce` is set, sends `leave` with `reason` to the remaining members. Returns true
+    /// if the room is now unused.
     pub(crate) fn leave(&self, key: usize, reason: LeaveReason, announce: bool) -> bool {
         let mut state = self.state();
         let mut fan_out = FanOut::default();
-        // The leaver was present for these: it gets them (if it still reads) before it goes.
-        state.queue_pending(&mut fan_out);
         let Some(member) = state.members.try_remove(key) else {
             drop(state);
-            self.record(&fan_out);
             return self.is_unused();
         };
         if member.protocol != Protocol::Tutorial {
             state.presence_listeners -= 1;
         }
-        if member.protocol == Protocol::Sse {
-            state.followers -= 1;
-            // Followers were never present: nothing to announce.
-            let unused = state.is_unused();
-            drop(state);
-            self.record(&fan_out);
-            return unused;
+        match &member.sink {
+            Sink::Ring(cursor) => {
+                if !cursor.is_lagged() {
+                    state.readers[reader_index(member.protocol)] -= 1;
+                }
+                state.ring.forget(cursor);
+                if cursor.parked {
+                    state.parked.retain(|parked| *parked != key);
+                }
+            }
+            Sink::Outbox(_) => {
+                state.followers -= 1;
+                // Followers were never present: nothing to announce.
+                let unused = state.is_unused();
+                drop(state);
+                return unused;
+            }
         }
         let last_session_of_user = match state.presence.get_mut(&member.user) {
             Some(count) if *count > 1 => {
@@ -407,43 +538,118 @@ impl RoomState {
         self.members.is_empty() && self.leases == 0
     }
 
-    /// Queues every pending message for every member, in seq order, one push per member.
-    fn queue_pending(&mut self, fan_out: &mut FanOut) {
-        if self.pending.is_empty() {
-            return;
+    /// Appends `message` to the ring for the WebSocket members and pushes it to every SSE
+    /// follower, counting what was queued. Wakes no one waiting on the ring (the caller does,
+    /// now or at a flush).
+    fn fan_out_message(&mut self, message: &Arc<Publication>, fan_out: &mut FanOut) {
+        let readers = self.readers[0] + self.readers[1];
+        if readers > 0 {
+            // Encoded once per protocol among the readers, here, rather than by the first
+            // reader of each: the slot's size must be known to bound the ring.
+            let mut bytes = 0;
+            let mut payload = [0; 2];
+            for (index, protocol) in [Protocol::Tutorial, Protocol::Typed]
+                .into_iter()
+                .enumerate()
+            {
+                if self.readers[index] > 0 {
+                    let frame = message.frame(protocol, &self.epoch);
+                    bytes = bytes.max(frame.len());
+                    payload[index] = frame.payload_len();
+                }
+            }
+            self.append(Entry::Message(message.clone()), bytes, readers, fan_out);
+            // Counted after the append: a member it left behind is no reader any more.
+            for (count, payload) in self.readers.into_iter().zip(payload) {
+                fan_out.delivered += count as usize;
+                fan_out.bytes += payload * count as usize;
+            }
         }
-        for (_, member) in &self.members {
-            let frames = self
-                .pending
-                .iter()
-                .map(|message| message.frame(member.protocol, &self.epoch));
-            fan_out.push_all(&member.outbox, frames);
+        if self.followers > 0 {
+            for (_, member) in &self.members {
+                if let Sink::Outbox(outbox) = &member.sink {
+                    fan_out.push(outbox, message.frame(member.protocol, &self.epoch));
+                }
+            }
         }
-        self.pending.clear();
     }
 
-    /// Queues the presence `event` for every typed member (except `user`'s own sessions, when
-    /// given) and every SSE follower, each encoding made once.
+    /// Appends a slot for `readers` members; members it left more than the ring's bound
+    /// behind lose their place, and are woken to end as slow.
+    fn append(&mut self, entry: Entry, bytes: usize, readers: u32, fan_out: &mut FanOut) {
+        let Some(first) = self.ring.append(entry, bytes, readers) else {
+            return;
+        };
+        let Self {
+            members,
+            ring,
+            readers,
+            ..
+        } = self;
+        for (_, member) in members.iter_mut() {
+            if let Sink::Ring(cursor) = &mut member.sink
+                && Ring::lost(cursor, first)
+            {
+                ring.lag(cursor);
+                readers[reader_index(member.protocol)] -= 1;
+                fan_out.overflowed += 1;
+                if let Some(waker) = cursor.waker.take() {
+                    fan_out.wake_later(waker);
+                }
+            }
+        }
+    }
+
+    /// Wakes (when `fan_out` drops) every member waiting for frames.
+    fn wake_parked(&mut self, fan_out: &mut FanOut) {
+        let Self {
+            members, parked, ..
+        } = self;
+        for key in parked.drain(..) {
+            if let Some(Member {
+                sink: Sink::Ring(cursor),
+                ..
+            }) = members.get_mut(key)
+            {
+                cursor.parked = false;
+                if let Some(waker) = cursor.waker.take() {
+                    fan_out.wake_later(waker);
+                }
+            }
+        }
+    }
+
+    /// Tells the presence `event` to every typed member (except `user`'s own sessions, when
+    /// given) through the ring, and pushes it to every SSE follower, each encoding made once;
+    /// wakes the members waiting for frames.
     fn announce(
-        &self,
+        &mut self,
         room: &RoomName,
         event: &ServerFrame,
         except: Option<&UserName>,
         fan_out: &mut FanOut,
     ) {
-        let mut typed = None;
-        let mut followed = None;
-        for (_, member) in &self.members {
-            let frame = match member.protocol {
-                Protocol::Tutorial => continue,
-                Protocol::Typed if except == Some(&member.user) => continue,
-                Protocol::Typed => typed.get_or_insert_with(|| frames::typed(event)),
-                Protocol::Sse => followed.get_or_insert_with(|| {
-                    let position = sse::Position::of(room, &self.epoch, self.seq);
-                    sse::event::presence(event, &position)
-                }),
+        let readers = self.readers[0] + self.readers[1];
+        if self.readers[reader_index(Protocol::Typed)] > 0 {
+            let frame = frames::typed(event);
+            let bytes = frame.len();
+            let entry = Entry::Presence {
+                frame,
+                except: except.cloned(),
             };
-            fan_out.push(&member.outbox, frame.clone());
+            // Tutorial members pass the slot without a frame, but count as its readers: every
+            // reader passes every slot.
+            self.append(entry, bytes, readers, fan_out);
+            self.wake_parked(fan_out);
+        }
+        if self.followers > 0 {
+            let position = sse::Position::of(room, &self.epoch, self.seq);
+            let followed = sse::event::presence(event, &position);
+            for (_, member) in &self.members {
+                if let Sink::Outbox(outbox) = &member.sink {
+                    fan_out.push(outbox, followed.clone());
+                }
+            }
         }
     }
 
@@ -464,6 +670,11 @@ impl RoomState {
         }
         users
     }
+}
+
+/// A protocol's place in `RoomState::readers` (SSE followers do not read the ring).
+fn reader_index(protocol: Protocol) -> usize {
+    usize::from(protocol == Protocol::Typed)
 }
 
 #[cfg(test)]

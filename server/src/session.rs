@@ -34,7 +34,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use self::batch::Deferred;
 use self::commands::InFlight;
 pub(crate) use self::exit::Exit;
 use self::expiry::Expiries;
@@ -45,7 +44,7 @@ use self::waiting::WaitingJoins;
 use self::writer::Writer;
 use crate::access::{Grant, IpPermit};
 use crate::frames::{self, Frame, Protocol};
-use crate::outbox::{Outbox, Ready};
+use crate::room::Room;
 use crate::state::AppState;
 use crate::websocket::reader::FrameReader;
 use crate::websocket::tcp;
@@ -86,14 +85,16 @@ struct Session {
     id: SessionId,
     user: UserName,
     protocol: Protocol,
-    outbox: Outbox,
+    /// What the socket is sent, in order (see `writer.rs`).
+    writer: Writer,
     memberships: Memberships,
     /// Publishes waiting for the relay's answer, oldest first (answers come in this order).
     in_flight: VecDeque<InFlight>,
     /// Joins waiting for their room to be ready on this node (with a relay).
     waiting_joins: WaitingJoins,
-    /// Publishes of the current read not fanned out yet, and their answers (`batch.rs`).
-    deferred: Vec<Deferred>,
+    /// Rooms holding publishes of the current read whose members were not woken yet
+    /// (`batch.rs`).
+    deferred: Vec<Arc<Room>>,
     /// The handshake's token, verified (boxed: most sessions have none, and stay small).
     grant: Option<Box<Grant>>,
     /// What the join proxy forwards of the handshake ([`SessionStart::proxy_headers`]).
@@ -111,7 +112,6 @@ struct Session {
 struct Connection {
     stream: TcpStream,
     reader: FrameReader,
-    writer: Writer,
 }
 
 /// Runs a session to its end on `stream`; `leftover` is what the client sent past its upgrade
@@ -136,16 +136,12 @@ pub(crate) async fn run(
     }
     // Even empty, these bytes hold hyper's whole read buffer: let it go now, not at the end.
     drop(leftover);
-    let mut connection = Connection {
-        stream,
-        reader,
-        writer: Writer::default(),
-    };
+    let mut connection = Connection { stream, reader };
     let mut session = Session {
         id: start.id,
         user: start.user,
         protocol: start.protocol,
-        outbox: Outbox::new(config.max_queue_bytes),
+        writer: Writer::new(config.max_queue_bytes),
         memberships: Memberships::default(),
         in_flight: VecDeque::new(),
         waiting_joins: WaitingJoins::default(),
@@ -211,12 +207,12 @@ impl Session {
         Ok(())
     }
 
-    /// Queues a frame for this session alone (answers, errors), after the session's batched
-    /// publishes, so it arrives in the order the client caused it.
+    /// Queues a frame for this session alone (answers, errors) after everything its rooms
+    /// hold for it now, so it arrives in the order the client caused it. An overflow here is
+    /// noticed by the loop's next turn.
     fn queue(&mut self, frame: Frame) {
-        self.flush_deferred();
-        // An overflow here is noticed by the loop's next wait, like any other.
-        let _pushed = self.outbox.push(frame);
+        self.writer.pull(&self.memberships, true);
+        self.writer.queue(frame);
     }
 
     /// The loop. It only ever ends with the reason it ended.
@@ -238,18 +234,23 @@ impl Session {
         }
         loop {
             self.read_turn(connection, &mut heartbeat)?;
-            let Connection { stream, writer, .. } = connection;
-            if let Err(e) = writer.write_turn(stream, &self.outbox) {
+            let writer = &mut self.writer;
+            if writer.overflowed() {
+                return Err(Exit::QueueOverflow(config.max_queue_bytes));
+            }
+            writer.pull(&self.memberships, false);
+            let stream = &connection.stream;
+            if let Err(e) = writer.write_turn(stream) {
                 tracing::debug!(session = self.id, error = %e, "write failed");
                 return Err(Exit::Vanished);
             }
-            let next = self.check_deadlines(&mut heartbeat, stream, writer)?;
+            let next = self.check_deadlines(&mut heartbeat, stream)?;
             if next != armed_for {
                 armed_for = next;
                 timer.as_mut().reset(next);
             }
-            let pending = writer.has_pending();
-            // Readiness and the outbox do not spend tokio's cooperative budget, and a busy
+            let pending = self.writer.has_pending();
+            // Readiness and the rings do not spend tokio's cooperative budget, and a busy
             // session finds one of them ready every time: spend a unit per turn, so that such a
             // session still lets the others on its thread run.
             tokio::task::consume_budget().await;
@@ -257,13 +258,12 @@ impl Session {
                 biased;
                 () = &mut shutdown => return Err(Exit::Shutdown),
                 () = &mut timer => {}
-                ready = self.outbox.ready(), if !pending => {
-                    if ready == Ready::Overflowed {
+                // Frames in a room's ring (while the socket has taken everything), or this
+                // session fell too far behind one.
+                fed = self.memberships.ready(!pending) => {
+                    if fed.is_err() {
                         return Err(Exit::QueueOverflow(config.max_queue_bytes));
                     }
-                }
-                () = self.outbox.overflowed(), if pending => {
-                    return Err(Exit::QueueOverflow(config.max_queue_bytes));
                 }
                 // A publish the relay answered: its ack or error, in the order they were sent.
                 answered = commands::next_answer(&mut self.in_flight), if !self.in_flight.is_empty() => {
@@ -287,9 +287,9 @@ impl Session {
         &mut self,
         heartbeat: &mut Heartbeat,
         stream: &TcpStream,
-        writer: &mut Writer,
     ) -> Result<Instant, Exit> {
         let config = &self.state.config;
+        let writer = &mut self.writer;
         let now = now();
         let stall_deadline = writer
             .blocked_since()
@@ -301,8 +301,8 @@ impl Session {
             return Err(Exit::Timeout(config.ping_timeout));
         }
         if heartbeat.ping_due(now) {
-            writer.trim(&self.outbox);
-            writer.put_ahead(Frame::ping(), stream, &self.outbox);
+            writer.trim();
+            writer.put_ahead(Frame::ping(), stream);
         }
         while let Some(room) = self.expiries.take_due(now) {
             self.token_expired(room)?;

@@ -38,7 +38,6 @@ use self::stream::{Follower, FollowerGuards, Watch};
 use crate::access::{self, IpPermit, Refusal};
 use crate::api_error::ApiError;
 use crate::auth::PeerAddr;
-use crate::frames::Protocol;
 use crate::outbox::Outbox;
 use crate::room::Member;
 use crate::serve::ConnectionAbort;
@@ -205,15 +204,12 @@ async fn follow(
             .prepare_join(&state.rooms, room)
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        let member = Member {
-            user: user.clone(),
-            protocol: Protocol::Sse,
-            outbox: outbox.clone(),
-        };
+        let member = Member::follower(user.clone(), outbox.clone());
         let position = since.get(room).map(Position::to_protocol);
+        // A follower's own frames go into its outbox, under the room's lock: none come back.
         let membership = state
             .rooms
-            .join(room, member, position.as_ref(), None)
+            .join(room, member, position.as_ref(), None, &mut Vec::new())
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
         drop(lease);
         memberships.push(membership);

@@ -17,6 +17,7 @@ use crate::registry::{Registry, RelayHooks, RoomSettings};
 use crate::relay::redis::RedisRelay;
 use crate::relay::{Notices, Relay};
 use crate::room::HistoryLimits;
+use crate::room::RingLimit;
 use crate::session::SessionId;
 
 /// One server's rooms, metrics, limits and shutdown signals. Built once by [`crate::run`] (or
@@ -74,6 +75,7 @@ impl AppState {
                     entries: config.history_size,
                     bytes: config.history_bytes,
                 },
+                ring: RingLimit(config.max_queue_bytes),
                 // With a relay the room's history lives in Redis under its own TTL; the local
                 // copy goes when the last local member leaves (and the node unsubscribes).
                 room_ttl: if redis.is_some() {

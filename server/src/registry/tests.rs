@@ -2,7 +2,7 @@ use roomcast_protocol::UserName;
 
 use super::*;
 use crate::frames::Protocol;
-use crate::outbox::Outbox;
+use std::collections::VecDeque;
 
 fn registry(room_ttl: Duration, max_rooms: usize) -> (Registry, CancellationToken) {
     let shutdown = CancellationToken::new();
@@ -11,6 +11,7 @@ fn registry(room_ttl: Duration, max_rooms: usize) -> (Registry, CancellationToke
             entries: 10,
             bytes: 1 << 20,
         },
+        ring: RingLimit(1 << 20),
         room_ttl,
         max_rooms,
         latest_on_join: Vec::new(),
@@ -24,39 +25,47 @@ fn name(text: &str) -> RoomName {
     RoomName::new(text).expect("valid room")
 }
 
-fn typed_member(user: &str, outbox: &Outbox) -> Member {
-    Member {
-        user: UserName::new(user).expect("valid user"),
-        protocol: Protocol::Typed,
-        outbox: outbox.clone(),
-    }
+fn typed_member(user: &str) -> Member {
+    Member::session(UserName::new(user).expect("valid user"), Protocol::Typed)
+}
+
+/// Frames the ring holds for `membership` now.
+fn unread(membership: &Membership) -> usize {
+    let mut frames = VecDeque::new();
+    membership
+        .room()
+        .pull(membership.key(), &mut frames, usize::MAX)
+        .expect("in place");
+    frames.len()
 }
 
 #[test]
 fn leaving_after_shutdown_began_tells_nobody() {
     let (registry, shutdown) = registry(Duration::from_secs(60), 10);
-    let outboxes: Vec<Outbox> = (0..3).map(|_| Outbox::new(1 << 20)).collect();
-    let memberships: Vec<Membership> = outboxes
-        .iter()
-        .enumerate()
-        .map(|(i, outbox)| {
-            let member = typed_member(&format!("u{i}"), outbox);
-            registry.join(&name("r"), member, None, None).expect("join")
+    let mut memberships: Vec<Membership> = (0..3)
+        .map(|i| {
+            let member = typed_member(&format!("u{i}"));
+            registry
+                .join(&name("r"), member, None, None, &mut Vec::new())
+                .expect("join")
         })
         .collect();
-    let queued = || {
-        outboxes
-            .iter()
-            .map(Outbox::queued_bytes)
-            .collect::<Vec<_>>()
-    };
-    let before = queued();
+    let stays = memberships.remove(0);
+    assert_eq!(
+        unread(&stays),
+        2,
+        "it was told of the two who joined after it"
+    );
+    let leaver = memberships.remove(0);
+    drop(leaver);
+    assert_eq!(unread(&stays), 1, "before shutdown, a leave is told");
 
     shutdown.cancel();
     for mut membership in memberships {
         membership.set_reason(LeaveReason::Shutdown);
     }
-    assert_eq!(queued(), before, "no leave event was queued");
+    assert_eq!(unread(&stays), 0, "no leave event was queued");
+    drop(stays);
     assert_eq!(registry.len(), 1, "the room waits out its TTL as usual");
 }
 
@@ -84,9 +93,8 @@ async fn an_unused_room_expires_the_ttl_after_its_last_activity() {
 async fn a_room_in_use_never_expires_and_its_ttl_starts_when_the_last_member_leaves() {
     let ttl = Duration::from_secs(1);
     let (registry, _shutdown) = registry(ttl, 10);
-    let outbox = Outbox::new(1 << 20);
     let member = registry
-        .join(&name("r"), typed_member("ana", &outbox), None, None)
+        .join(&name("r"), typed_member("ana"), None, None, &mut Vec::new())
         .expect("join");
     let lease = registry.lease(&name("held")).expect("lease");
     tokio::time::advance(ttl * 5).await;

@@ -50,9 +50,8 @@ impl Room {
         }
         state.seq = message.seq;
         let mut fan_out = FanOut::default();
-        for (_, member) in &state.members {
-            fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
-        }
+        state.fan_out_message(&message, &mut fan_out);
+        state.wake_parked(&mut fan_out);
         state.history.push(message);
         drop(state);
         self.record(&fan_out);
@@ -74,11 +73,10 @@ impl Room {
             let complete =
                 snapshot.seq == from || missing.first().is_some_and(|m| m.seq == from + 1);
             for message in missing {
-                for (_, member) in &state.members {
-                    fan_out.push(&member.outbox, message.frame(member.protocol, &state.epoch));
-                }
+                state.fan_out_message(message, &mut fan_out);
                 state.history.push(message.clone());
             }
+            state.wake_parked(&mut fan_out);
             complete
         } else {
             state.epoch = snapshot.epoch;
@@ -101,7 +99,9 @@ impl Room {
         if state.loaded {
             // Presence events this node missed (a reload after a gap, or a link that came
             // back) are told as the difference, so typed members never keep a user who left.
-            for user in state.cluster_users.difference(&users) {
+            let left: Vec<UserName> = state.cluster_users.difference(&users).cloned().collect();
+            let joined: Vec<UserName> = users.difference(&state.cluster_users).cloned().collect();
+            for user in &left {
                 let event = ServerFrame::Leave {
                     room: self.name.clone(),
                     user: user.clone(),
@@ -109,7 +109,7 @@ impl Room {
                 };
                 state.announce(&self.name, &event, Some(user), &mut fan_out);
             }
-            for user in users.difference(&state.cluster_users) {
+            for user in &joined {
                 let event = ServerFrame::Join {
                     room: self.name.clone(),
                     user: user.clone(),

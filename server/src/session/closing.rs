@@ -12,9 +12,9 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
+use super::writer::Writer;
 use super::{Connection, Exit, Session};
 use crate::frames::Frame;
-use crate::outbox::Outbox;
 use crate::websocket::tcp;
 
 /// How long the close frame may take to reach the kernel (after any half-written frame)
@@ -31,12 +31,13 @@ const DISCARD_CHUNK_BYTES: usize = 1024;
 
 impl Session {
     /// Leaves every room (telling the others why), then closes the socket.
-    pub(super) async fn end(mut self, mut connection: Connection, exit: &Exit) {
+    pub(super) async fn end(mut self, connection: Connection, exit: &Exit) {
         let reason = exit.leave_reason();
+        // Members waiting on this session's last publishes must not wait for the next one.
+        self.flush_deferred();
         for (_, mut membership) in self.memberships.drain() {
             membership.set_reason(reason);
         }
-        self.outbox.close();
         // The session is over for everyone else; only its closing handshake remains.
         self.state.metrics.session_closed();
         if let Some(label) = exit.eviction_label() {
@@ -58,12 +59,13 @@ impl Session {
             debug!(session = self.id, ?exit, "session ended; socket reset");
             return;
         };
-        connection.writer.drop_all_but_current();
-        connection
-            .writer
-            .put_ahead(frame, &connection.stream, &self.outbox);
-        let sent =
-            tokio::time::timeout(CLOSE_WRITE_TIMEOUT, flush(&mut connection, &self.outbox)).await;
+        self.writer.drop_all_but_current();
+        self.writer.put_ahead(frame, &connection.stream);
+        let sent = tokio::time::timeout(
+            CLOSE_WRITE_TIMEOUT,
+            flush(&connection.stream, &mut self.writer),
+        )
+        .await;
         let stream = &connection.stream;
         if !matches!(sent, Ok(Ok(()))) {
             debug!(session = self.id, "close frame not delivered; socket reset");
@@ -86,13 +88,13 @@ impl Session {
 }
 
 /// Writes everything the writer holds.
-async fn flush(connection: &mut Connection, outbox: &Outbox) -> io::Result<()> {
+async fn flush(stream: &TcpStream, writer: &mut Writer) -> io::Result<()> {
     loop {
-        connection.writer.write_turn(&connection.stream, outbox)?;
-        if !connection.writer.has_pending() {
+        writer.write_turn(stream)?;
+        if !writer.has_pending() {
             return Ok(());
         }
-        connection.stream.writable().await?;
+        stream.writable().await?;
     }
 }
 

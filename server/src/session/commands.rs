@@ -1,5 +1,5 @@
-//! What a session does with each client frame. Answers go through the session's own outbox, so
-//! they are ordered with the room messages around them.
+//! What a session does with each client frame. Answers are queued behind what the session's
+//! rooms hold for it (`writer.rs`), so they are ordered with the room messages around them.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -10,7 +10,6 @@ use roomcast_protocol::{
     ClientFrame, CloseCode, ErrorCode, LeaveReason, Position, Ref, RoomName, ServerFrame,
 };
 
-use super::batch::Deferred;
 use super::decode::{self, Refusal};
 use super::rate::Admit;
 use super::waiting::{MAX_WAITING_JOINS_PER_SESSION, Prepared, Ready};
@@ -331,18 +330,20 @@ impl Session {
             }));
             return Ok(());
         }
-        let member = Member {
-            user: self.user.clone(),
-            protocol: self.protocol,
-            outbox: self.outbox.clone(),
-        };
+        let member = Member::session(self.user.clone(), self.protocol);
+        // The rooms this session is in come first: their frames from before the join precede
+        // its answer.
+        self.writer.pull(&self.memberships, true);
+        let mut direct = Vec::new();
         let joined = self
             .state
             .rooms
-            .join(&room, member, since, reference.as_ref());
+            .join(&room, member, since, reference.as_ref(), &mut direct);
         drop(lease);
         match joined {
             Ok(membership) => {
+                // Ahead of anything the new room's ring holds: its cursor starts after them.
+                self.writer.queue_all(direct);
                 self.memberships.insert(room, membership);
                 Ok(())
             }
@@ -378,6 +379,8 @@ impl Session {
     /// see it leave as `closed`) and told with an error frame `forbidden: expired`; a tutorial
     /// session, whose one room it was, is closed with 4503.
     pub(super) fn token_expired(&mut self, room: RoomName) -> Result<(), Exit> {
+        // What the room sent while the member was in it still reaches it.
+        self.writer.pull(&self.memberships, true);
         let Some(mut membership) = self.memberships.remove(&room) else {
             return Ok(());
         };
@@ -402,6 +405,8 @@ impl Session {
 
     fn leave(&mut self, room: RoomName, reference: Option<Ref>) {
         self.expiries.forget(&room);
+        // What the room sent before the leave still reaches the leaver, ahead of `left`.
+        self.writer.pull(&self.memberships, true);
         match self.memberships.remove(&room) {
             Some(mut membership) => {
                 membership.set_reason(LeaveReason::Left);
@@ -500,12 +505,8 @@ impl Session {
                         seq: delivery.seq,
                         reference,
                     });
-                    if self.has_deferred() {
-                        // After this session's copy of the message, which is batched.
-                        self.deferred.push(Deferred::Answer(ack));
-                    } else {
-                        self.queue(ack);
-                    }
+                    // Behind this session's copy of the message, which its ring holds.
+                    self.queue(ack);
                 }
             }
             Err(e) => self.refuse(

@@ -114,9 +114,7 @@ impl Session {
         connection.reader.end_batch();
         if let Some(ping) = latest_ping {
             let pong = Frame::pong(&ping.bytes[..ping.len]);
-            connection
-                .writer
-                .put_ahead(pong, &connection.stream, &self.outbox);
+            self.writer.put_ahead(pong, &connection.stream);
         }
         Ok(())
     }

@@ -4,9 +4,13 @@
 //! keeps the rest to a short list. With one room, a `HashMap` allocated four buckets and their
 //! control bytes (276 bytes per idle session, measured with massif); the `Vec` holds one entry.
 
+use std::future::poll_fn;
+use std::task::Poll;
+
 use roomcast_protocol::RoomName;
 
 use crate::registry::Membership;
+use crate::room::Lagged;
 
 /// A session's memberships by room, at most one per room.
 #[derive(Debug, Default)]
@@ -46,6 +50,30 @@ impl Memberships {
     /// The rooms, in no particular order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &RoomName> {
         self.0.iter().map(|(name, _)| name)
+    }
+
+    /// The memberships, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Membership> {
+        self.0.iter().map(|(_, membership)| membership)
+    }
+
+    /// Waits until a room's ring holds frames for this session (only if `wants_frames`: not
+    /// while the socket still has frames to take) or a room says it lagged. Cancel-safe; with
+    /// no rooms, never ready.
+    pub(crate) async fn ready(&self, wants_frames: bool) -> Result<(), Lagged> {
+        poll_fn(|cx| {
+            for (_, membership) in &self.0 {
+                if let Poll::Ready(ready) =
+                    membership
+                        .room()
+                        .poll_feed(membership.key(), cx, wants_frames)
+                {
+                    return Poll::Ready(ready);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Takes every membership out.

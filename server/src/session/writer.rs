@@ -1,10 +1,22 @@
-//! The session's side of writing: frames taken from its outbox, control frames put ahead of
-//! them, and one vectored write per turn of the loop.
+//! The session's side of writing: its own frames (answers, errors, control frames) and the
+//! frames it reads from its rooms' rings, in the order the client must see them, and one
+//! vectored write per turn of the loop.
 //!
 //! Frames go to the socket as they were encoded (one buffer per message, shared by every
 //! member): a turn hands the kernel up to [`MAX_FRAMES_PER_WRITE`] of them with one
 //! `writev`, never copying them, and never waits: a socket that takes nothing just leaves the
 //! frames queued, and the loop waits for it to become writable.
+//!
+//! Ordering: a frame of the session's own is queued only after everything its rooms' rings
+//! held at that moment was pulled in ahead of it (`Session::queue`), so an `ack` follows the
+//! session's copy of its message and a `left` follows the messages sent before the leave.
+//! What is still in a ring after that comes later, as it would have from a room's push.
+//!
+//! The bound: what waits here (queued and not yet written) is charged as `outbox::charge_of`
+//! says; a frame of the session's own that would pass `--max-queue-bytes` is refused and the
+//! session ends as slow. A turn pulls from the rings only while fewer than
+//! [`MAX_FRAMES_PER_WRITE`] frames wait, so a reader that does not keep up leaves its backlog
+//! in the ring, where the ring's own bound evicts it.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -12,8 +24,9 @@ use std::io::{self, IoSlice};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::memberships::Memberships;
 use crate::frames::Frame;
-use crate::outbox::{Outbox, charge_of};
+use crate::outbox::charge_of;
 
 /// Most frames handed to one `writev`. Linux accepts 1024 (`IOV_MAX`); 256 small chat frames
 /// are ~20 KB, enough that the syscall's cost is shared by many frames, and the slices fit in
@@ -21,21 +34,42 @@ use crate::outbox::{Outbox, charge_of};
 pub(super) const MAX_FRAMES_PER_WRITE: usize = 256;
 
 /// Frames on their way to one socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Writer {
-    /// Taken from the outbox (or put ahead), oldest first; their bytes stay charged to the
-    /// outbox until written.
+    /// Oldest first.
     frames: VecDeque<Frame>,
     /// Bytes of the front frame already written.
     sent: usize,
+    /// What `frames` is charged (see the module's doc).
+    charged: usize,
+    max_bytes: usize,
+    /// A frame of the session's own was refused: the session must end as slow.
+    overflowed: bool,
     /// Since when the socket has taken nothing while frames wait (the write-stall clock).
     blocked_since: Option<Instant>,
 }
 
 impl Writer {
+    /// An empty writer holding at most `max_bytes` (`--max-queue-bytes`).
+    pub(super) fn new(max_bytes: usize) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            sent: 0,
+            charged: 0,
+            max_bytes,
+            overflowed: false,
+            blocked_since: None,
+        }
+    }
+
     /// Whether frames are waiting for the socket.
     pub(super) fn has_pending(&self) -> bool {
         !self.frames.is_empty()
+    }
+
+    /// Whether a frame was refused for passing the bound.
+    pub(super) fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// When the socket stopped taking bytes, if it has while frames wait.
@@ -43,11 +77,58 @@ impl Writer {
         self.blocked_since
     }
 
+    /// Queues a frame of the session's own behind everything waiting, unless that passes the
+    /// bound: then the session is marked to end as slow, and what waits is dropped.
+    pub(super) fn queue(&mut self, frame: Frame) {
+        if self.overflowed {
+            return;
+        }
+        let cost = charge_of(&frame);
+        if self.charged + cost > self.max_bytes {
+            self.overflowed = true;
+            self.drop_all_but_current();
+            return;
+        }
+        self.charged += cost;
+        self.frames.push_back(frame);
+    }
+
+    /// Queues frames that must come first, never refused (a join's answer and replay: the
+    /// room bounds those).
+    pub(super) fn queue_all(&mut self, frames: impl IntoIterator<Item = Frame>) {
+        for frame in frames {
+            self.charged += charge_of(&frame);
+            self.frames.push_back(frame);
+        }
+    }
+
+    /// Pulls from every room's ring: everything (`all`, before a frame of the session's own),
+    /// or only while fewer than [`MAX_FRAMES_PER_WRITE`] frames wait (a turn). A room that
+    /// says this member lagged is left to the loop's wait, which ends the session.
+    pub(super) fn pull(&mut self, memberships: &Memberships, all: bool) {
+        for membership in memberships.iter() {
+            let max = if all {
+                usize::MAX
+            } else {
+                MAX_FRAMES_PER_WRITE.saturating_sub(self.frames.len())
+            };
+            if max == 0 {
+                return;
+            }
+            if let Ok(pulled) = membership
+                .room()
+                .pull(membership.key(), &mut self.frames, max)
+            {
+                self.charged += pulled.charged;
+            }
+        }
+    }
+
     /// Sends a control frame (ping, pong, close) ahead of every queued message: at once if
     /// nothing is waiting (so an idle session's ping needs no queue memory), else as soon as
     /// the frame being written, if one is half written, is finished. A queued control frame is
-    /// charged to the outbox like any frame, but never refused.
-    pub(super) fn put_ahead(&mut self, frame: Frame, stream: &TcpStream, outbox: &Outbox) {
+    /// charged like any frame, but never refused.
+    pub(super) fn put_ahead(&mut self, frame: Frame, stream: &TcpStream) {
         let mut sent = 0;
         if self.frames.is_empty() {
             match stream.try_write(frame.as_bytes()) {
@@ -57,7 +138,7 @@ impl Writer {
                 Err(_) => {}
             }
         }
-        outbox.charge(charge_of(&frame));
+        self.charged += charge_of(&frame);
         if sent > 0 {
             self.sent = sent;
             self.frames.push_back(frame);
@@ -70,25 +151,24 @@ impl Writer {
     /// Frees the queue's memory if nothing waits in it: called at every heartbeat ping, so a
     /// session that went quiet holds no queue memory after one ping interval, while a busy one
     /// keeps reusing its queue instead of growing it again for every batch.
-    pub(super) fn trim(&mut self, outbox: &Outbox) {
+    pub(super) fn trim(&mut self) {
         if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
-        outbox.trim();
     }
 
     /// Keeps only a half-written frame (it must be finished before anything else can follow):
-    /// the session is closing and the rest will never be sent.
+    /// the session is closing (or overflowed) and the rest will never be sent.
     pub(super) fn drop_all_but_current(&mut self) {
-        self.frames.truncate(usize::from(self.sent > 0));
+        let keep = usize::from(self.sent > 0).min(self.frames.len());
+        for frame in self.frames.drain(keep..) {
+            self.charged = self.charged.saturating_sub(charge_of(&frame));
+        }
     }
 
-    /// One turn: takes what the outbox holds, and hands the socket what it will take right now
-    /// with one vectored write. An error means the connection is gone.
-    pub(super) fn write_turn(&mut self, stream: &TcpStream, outbox: &Outbox) -> io::Result<()> {
-        if self.frames.len() < MAX_FRAMES_PER_WRITE {
-            outbox.take_all(&mut self.frames);
-        }
+    /// One turn: hands the socket what it will take right now with one vectored write. An
+    /// error means the connection is gone.
+    pub(super) fn write_turn(&mut self, stream: &TcpStream) -> io::Result<()> {
         if self.frames.is_empty() {
             return Ok(());
         }
@@ -101,7 +181,8 @@ impl Writer {
             Err(e) => return Err(e),
         };
         self.blocked_since = None;
-        outbox.release(self.advance(written));
+        let released = self.advance(written);
+        self.charged = self.charged.saturating_sub(released);
         Ok(())
     }
 
@@ -171,28 +252,27 @@ mod tests {
             .set_send_buffer_size(4096)
             .expect("SO_SNDBUF");
 
-        let outbox = Outbox::new(usize::MAX);
+        let mut writer = Writer::new(usize::MAX);
         let messages = 40;
         for i in 0..messages {
-            outbox.push(Frame::text(&format!("{i:02}{}", "m".repeat(16 * 1024))));
+            writer.queue(Frame::text(&format!("{i:02}{}", "m".repeat(16 * 1024))));
         }
-        let mut writer = Writer::default();
         // The client reads nothing yet: write until the socket takes no more.
         for _ in 0..100 {
-            writer.write_turn(&server, &outbox).expect("write");
+            writer.write_turn(&server).expect("write");
             if writer.blocked_since().is_some() {
                 break;
             }
         }
         assert!(writer.blocked_since().is_some(), "the socket filled up");
         assert!(writer.sent > 0, "a frame is half written");
-        writer.put_ahead(Frame::ping(), &server, &outbox);
+        writer.put_ahead(Frame::ping(), &server);
 
         // Now the client reads everything; the server keeps writing when it can.
         let mut reader = FrameReader::new(8192);
         let mut seen = Vec::new();
         while seen.len() < messages + 1 {
-            writer.write_turn(&server, &outbox).expect("write");
+            writer.write_turn(&server).expect("write");
             tokio::select! {
                 filled = reader.fill(&mut client) => {
                     assert!(filled.expect("read") > 0, "the stream ended early");
