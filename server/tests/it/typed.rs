@@ -1,5 +1,6 @@
 //! The typed protocol (`roomcast.v1`) beside the tutorial one.
 
+use roomcast_protocol::raw::opcode;
 use roomcast_protocol::{
     ClientFrame, ConnectOptions, ErrorCode, Incoming, Ref, ServerFrame, TutorialFrame,
 };
@@ -262,4 +263,79 @@ async fn the_bare_socket_needs_the_typed_subprotocol() {
         }
         other => panic!("expected HTTP 400, got {other:?}"),
     }
+}
+
+/// Messages the room numbers while the leaver is not reading: more than its session takes
+/// from the room's ring in one turn (256 frames) plus what the kernel buffers, so some are
+/// still in the ring when the `leave` arrives.
+const BEFORE_LEAVE: usize = 1_000;
+
+#[tokio::test]
+async fn a_leaver_gets_every_message_numbered_before_its_leave_then_left() {
+    let config = Config {
+        // Room for the whole backlog: this is about order, not about the slow bound.
+        max_queue_bytes: 8 << 20,
+        write_timeout: std::time::Duration::from_secs(60),
+        rate_per_second: 0,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let stream = within("connect", socket.connect(server.addr))
+        .await
+        .expect("connect");
+    let mut url = server.url.ws("ws");
+    url.query_pairs_mut().append_pair("user", "leaver");
+    let mut leaver = within(
+        "upgrade",
+        roomcast_protocol::raw::RawSocket::upgrade(stream, &url, Some("roomcast.v1")),
+    )
+    .await
+    .expect("upgrade");
+    let send = |value: serde_json::Value| value.to_string().into_bytes();
+    let join = send(serde_json::json!({"type": "join", "room": "lobby"}));
+    let leave = send(serde_json::json!({"type": "leave", "room": "lobby"}));
+    within("join", leaver.send(opcode::TEXT, &join))
+        .await
+        .expect("send");
+    loop {
+        let frame = within("a frame", leaver.read_frame())
+            .await
+            .expect("read")
+            .expect("a frame");
+        if let Ok(ServerFrame::Joined { .. }) = serde_json::from_slice(&frame.payload) {
+            break;
+        }
+    }
+
+    let text = "p".repeat(2048);
+    for i in 0..BEFORE_LEAVE {
+        let published = server
+            .publish_as("lobby", "backend", &format!("{i:04}{text}"))
+            .await;
+        assert!(published.status().is_success(), "publish {i}");
+    }
+    // Every message is numbered; the leaver, which read none of them, leaves.
+    within("leave", leaver.send(opcode::TEXT, &leave))
+        .await
+        .expect("send");
+    let mut got = 0;
+    loop {
+        let frame = within("a frame", leaver.read_frame())
+            .await
+            .expect("read")
+            .expect("a frame before `left`");
+        match serde_json::from_slice(&frame.payload).expect("a typed frame") {
+            ServerFrame::Message(m) => {
+                assert_eq!(m.message[..4], format!("{got:04}"), "in order, none lost");
+                got += 1;
+            }
+            ServerFrame::Left { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, BEFORE_LEAVE, "every message came before `left`");
 }
