@@ -14,7 +14,8 @@
 //! - `session`: one task per socket, one loop of read and write turns; `session/*` holds its
 //!   reading, writing and closing, heartbeat, rate limit, frame decoding, commands, and the
 //!   exit table (close code, leave reason, metric).
-//! - `outbox`: a session's outbound queue, bounded in bytes; pushing never waits.
+//! - `outbox`: an SSE follower's outbound queue, bounded in bytes; pushing never waits
+//!   (WebSocket members read their rooms' rings: `room/ring.rs`).
 //! - `relay`: the one publish hook every message goes through, whatever its source; it goes to
 //!   this node's rooms (`Local`) or through Redis (`relay/redis*`: connections, Lua scripts,
 //!   subscriber, publish writer, presence and heartbeat, sharding, key layout).
