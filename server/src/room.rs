@@ -28,7 +28,7 @@ mod relayed;
 mod ring;
 
 pub(crate) use self::relayed::{Delivered, Snapshot};
-use self::ring::{Cursor, Entry, Ring};
+use self::ring::{Cursor, Frames, Ring, index_of_protocol};
 pub(crate) use self::ring::{Lagged, Pulled};
 
 /// A session's entry in a room.
@@ -290,7 +290,7 @@ impl Room {
         if let Sink::Ring(cursor) = &mut member.sink {
             // After the `join` event: a member is not told of its own arrival.
             *cursor = state.ring.cursor();
-            state.readers[reader_index(member.protocol)] += 1;
+            state.readers[index_of_protocol(member.protocol)] += 1;
         }
         let key = state.members.insert(member);
         drop(state);
@@ -362,12 +362,7 @@ impl Room {
         max: usize,
     ) -> Result<Pulled, Lagged> {
         let mut state = self.state();
-        let RoomState {
-            members,
-            ring,
-            epoch,
-            ..
-        } = &mut *state;
+        let RoomState { members, ring, .. } = &mut *state;
         let Some(Member {
             user,
             protocol,
@@ -376,7 +371,7 @@ impl Room {
         else {
             return Ok(Pulled::default());
         };
-        ring.pull(cursor, (*protocol, user), epoch, into, max)
+        ring.pull(cursor, (*protocol, user), into, max)
     }
 
     /// Ready when member `key` has frames to read in the ring (only if `wants_frames`) or lost
@@ -441,7 +436,7 @@ impl Room {
         match &member.sink {
             Sink::Ring(cursor) => {
                 if !cursor.is_lagged() {
-                    state.readers[reader_index(member.protocol)] -= 1;
+                    state.readers[index_of_protocol(member.protocol)] -= 1;
                 }
                 state.ring.forget(cursor);
                 if cursor.parked {
@@ -544,21 +539,16 @@ impl RoomState {
     fn fan_out_message(&mut self, message: &Arc<Publication>, fan_out: &mut FanOut) {
         let readers = self.readers[0] + self.readers[1];
         if readers > 0 {
-            // Encoded once per protocol among the readers, here, rather than by the first
-            // reader of each: the slot's size must be known to bound the ring.
-            let mut bytes = 0;
-            let mut payload = [0; 2];
-            for (index, protocol) in [Protocol::Tutorial, Protocol::Typed]
-                .into_iter()
-                .enumerate()
-            {
-                if self.readers[index] > 0 {
-                    let frame = message.frame(protocol, &self.epoch);
-                    bytes = bytes.max(frame.len());
-                    payload[index] = frame.payload_len();
+            let mut frames: Frames = [None, None];
+            for (slot, protocol) in frames.iter_mut().zip([Protocol::Tutorial, Protocol::Typed]) {
+                if self.readers[index_of_protocol(protocol)] > 0 {
+                    *slot = Some(message.frame(protocol, &self.epoch));
                 }
             }
-            self.append(Entry::Message(message.clone()), bytes, readers, fan_out);
+            let payload = frames
+                .clone()
+                .map(|frame| frame.map_or(0, |frame| frame.payload_len()));
+            self.append(frames, None, readers, fan_out);
             // Counted after the append: a member it left behind is no reader any more.
             for (count, payload) in self.readers.into_iter().zip(payload) {
                 fan_out.delivered += count as usize;
@@ -576,8 +566,14 @@ impl RoomState {
 
     /// Appends a slot for `readers` members; members it left more than the ring's bound
     /// behind lose their place, and are woken to end as slow.
-    fn append(&mut self, entry: Entry, bytes: usize, readers: u32, fan_out: &mut FanOut) {
-        let Some(first) = self.ring.append(entry, bytes, readers) else {
+    fn append(
+        &mut self,
+        frames: Frames,
+        except: Option<UserName>,
+        readers: u32,
+        fan_out: &mut FanOut,
+    ) {
+        let Some(first) = self.ring.append(frames, except, readers) else {
             return;
         };
         let Self {
@@ -591,7 +587,7 @@ impl RoomState {
                 && Ring::lost(cursor, first)
             {
                 ring.lag(cursor);
-                readers[reader_index(member.protocol)] -= 1;
+                readers[index_of_protocol(member.protocol)] -= 1;
                 fan_out.overflowed += 1;
                 if let Some(waker) = cursor.waker.take() {
                     fan_out.wake_later(waker);
@@ -630,16 +626,11 @@ impl RoomState {
         fan_out: &mut FanOut,
     ) {
         let readers = self.readers[0] + self.readers[1];
-        if self.readers[reader_index(Protocol::Typed)] > 0 {
-            let frame = frames::typed(event);
-            let bytes = frame.len();
-            let entry = Entry::Presence {
-                frame,
-                except: except.cloned(),
-            };
+        if self.readers[index_of_protocol(Protocol::Typed)] > 0 {
             // Tutorial members pass the slot without a frame, but count as its readers: every
             // reader passes every slot.
-            self.append(entry, bytes, readers, fan_out);
+            let frames = [None, Some(frames::typed(event))];
+            self.append(frames, except.cloned(), readers, fan_out);
             self.wake_parked(fan_out);
         }
         if self.followers > 0 {
@@ -670,11 +661,6 @@ impl RoomState {
         }
         users
     }
-}
-
-/// A protocol's place in `RoomState::readers` (SSE followers do not read the ring).
-fn reader_index(protocol: Protocol) -> usize {
-    usize::from(protocol == Protocol::Typed)
 }
 
 #[cfg(test)]
