@@ -21,7 +21,7 @@ mod sample;
 mod search;
 mod sse;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -31,12 +31,12 @@ use hdrhistogram::Histogram;
 use roomcast_protocol::raw::{RawError, RawSocket};
 use roomcast_protocol::{RoomName, ServerUrl};
 use serde::Serialize;
-use tokio::net::TcpSocket;
 use tokio::time::Instant;
-use url::{Host, Url};
+use url::Url;
 
 use super::Ctx;
 use crate::exit::{Code, Usage};
+use crate::load::handshake::{self, Target};
 use crate::load::latency::histogram;
 use crate::load::stamp;
 use crate::load::wire;
@@ -47,11 +47,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most connections one bench process opens: under the 20,000 file descriptors `ulimit -n`
 /// allows here, with room for the process's own.
 pub const MAX_CONNECTIONS: usize = 19_000;
-
-/// Sessions opened from one loopback source address before the next is used (127.0.0.2,
-/// 127.0.0.3, ...): Linux's default ephemeral range (32768-60999) has 28,232 ports per source
-/// address, and an earlier run's sockets in TIME_WAIT may still hold many of them.
-pub const SESSIONS_PER_SOURCE_ADDRESS: usize = 10_000;
 
 /// Flags of `bench`.
 #[derive(Debug, Args)]
@@ -258,74 +253,70 @@ pub fn check_connections(connections: usize) -> Result<()> {
     Ok(())
 }
 
-/// Opens a raw socket to each URL, `concurrency` handshakes at a time, in order, spreading
-/// source addresses over 127.0.0.0/8 past [`SESSIONS_PER_SOURCE_ADDRESS`] when the server is
-/// on loopback. Returns the sockets and the handshake times (µs).
+/// Opens a raw socket to each URL, `concurrency` handshakes in flight at once (whichever
+/// finishes first makes room for the next, so one slow handshake holds up no other), giving
+/// each loopback session its own source address in 127.0.0.0/8 (see [`handshake`]). Returns
+/// the sockets in the order of `urls` and the handshake times (µs); the first failure, a
+/// refused or malformed upgrade included, ends it with that error.
 pub async fn connect_all(
     urls: Vec<Url>,
     concurrency: usize,
 ) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
+    let (targets, of_session) = prepare(&urls).await?;
+    // A fresh start per run: another run's sessions from the same addresses would only matter
+    // to the same server port, but there is no reason to meet them at all.
+    let base = fastrand::u32(..);
     let mut handshakes = histogram();
-    let mut sockets = Vec::with_capacity(urls.len());
-    let mut opening = futures_util::stream::iter(urls.into_iter().enumerate())
-        .map(|(i, url)| async move {
+    let mut sockets: Vec<Option<RawSocket>> = Vec::with_capacity(urls.len());
+    sockets.resize_with(urls.len(), || None);
+    let targets = &targets;
+    let mut opening = futures_util::stream::iter(of_session.into_iter().enumerate())
+        .map(|(i, target)| async move {
+            let target: &Target = &targets[target];
+            let source = target
+                .on_loopback()
+                .then(|| handshake::source_address(base, i));
             let started = Instant::now();
-            let socket = open_from(&url, source_address(&url, i)).await;
-            (socket, started.elapsed())
+            let socket = target.open(source, CONNECT_TIMEOUT).await;
+            (i, socket, started.elapsed())
         })
-        .buffered(concurrency.max(1));
-    while let Some((socket, took)) = opening.next().await {
+        .buffer_unordered(concurrency.max(1));
+    let mut opened = 0;
+    while let Some((i, socket, took)) = opening.next().await {
         let socket = socket.map_err(too_many_files).map_err(|e| match e {
-            Ok(raw) => wire::into_cli(raw, "opening a bench connection"),
+            Ok(raw) => wire::into_cli(raw, "opening a bench connection")
+                .context(format!("after {opened} sessions opened")),
             Err(hint) => hint,
         })?;
         handshakes.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
-        sockets.push(socket);
+        sockets[i] = Some(socket);
+        opened += 1;
     }
-    Ok((sockets, handshakes))
+    drop(opening);
+    // Every slot is filled: a failure returned above.
+    Ok((sockets.into_iter().flatten().collect(), handshakes))
 }
 
-/// The source address of the `i`th session: the kernel's choice for the first
-/// [`SESSIONS_PER_SOURCE_ADDRESS`], then 127.0.0.2, 127.0.0.3, ... for a loopback server.
-fn source_address(url: &Url, i: usize) -> Option<Ipv4Addr> {
-    let Some(Host::Ipv4(server)) = url.host() else {
-        return None;
-    };
-    let spread = u8::try_from(i / SESSIONS_PER_SOURCE_ADDRESS).ok()?;
-    (server.is_loopback() && spread > 0).then(|| Ipv4Addr::new(127, 0, 0, 1 + spread))
-}
-
-async fn open_from(url: &Url, source: Option<Ipv4Addr>) -> Result<RawSocket, RawError> {
-    let Some(source) = source else {
-        return RawSocket::connect(url, None, CONNECT_TIMEOUT).await;
-    };
-    let text = url.to_string();
-    let connect_error = |source| RawError::Connect {
-        url: text.clone(),
-        source,
-    };
-    let server = match url.host() {
-        Some(Host::Ipv4(ip)) => {
-            SocketAddr::new(IpAddr::V4(ip), url.port_or_known_default().unwrap_or(80))
-        }
-        _ => return RawSocket::connect(url, None, CONNECT_TIMEOUT).await,
-    };
-    let connecting = async {
-        let socket = TcpSocket::new_v4().map_err(connect_error)?;
-        socket
-            .bind(SocketAddr::new(IpAddr::V4(source), 0))
-            .map_err(connect_error)?;
-        let stream = socket.connect(server).await.map_err(connect_error)?;
-        RawSocket::upgrade(stream, url, None).await
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .unwrap_or_else(|_| {
-            Err(connect_error(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer in {CONNECT_TIMEOUT:?}"),
-            )))
-        })
+/// Each distinct URL prepared once, and which one each session uses.
+async fn prepare(urls: &[Url]) -> Result<(Vec<Target>, Vec<usize>)> {
+    let mut targets = Vec::new();
+    let mut known: HashMap<&Url, usize> = HashMap::new();
+    let mut of_session = Vec::with_capacity(urls.len());
+    for url in urls {
+        let index = match known.get(url) {
+            Some(&index) => index,
+            None => {
+                let target = Target::new(url)
+                    .await
+                    .map_err(|e| wire::into_cli(e, "preparing a bench connection"))?;
+                targets.push(target);
+                known.insert(url, targets.len() - 1);
+                targets.len() - 1
+            }
+        };
+        of_session.push(index);
+    }
+    Ok((targets, of_session))
 }
 
 /// Out of file descriptors is a setup problem with a known fix; say it.
