@@ -14,6 +14,7 @@ mod evict;
 mod fanout;
 mod idle;
 mod member;
+mod opening;
 mod process;
 mod publisher;
 mod reference;
@@ -21,25 +22,19 @@ mod sample;
 mod search;
 mod sse;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use roomcast_protocol::raw::{RawError, RawSocket};
+use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{RoomName, ServerUrl};
 use serde::Serialize;
-use tokio::time::Instant;
-use url::Url;
 
+pub use self::opening::connect_all;
 use super::Ctx;
 use crate::exit::{Code, Usage};
-use crate::load::handshake::{self, Target};
-use crate::load::latency::histogram;
 use crate::load::stamp;
-use crate::load::wire;
 
 /// How long one connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -251,97 +246,4 @@ pub fn check_connections(connections: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Opens a raw socket to each URL, `concurrency` handshakes in flight at once (whichever
-/// finishes first makes room for the next, so one slow handshake holds up no other), giving
-/// each loopback session its own source address in 127.0.0.0/8 (see [`handshake`]). Returns
-/// the sockets in the order of `urls` and the handshake times (µs); the first failure, a
-/// refused or malformed upgrade included, ends it with that error.
-pub async fn connect_all(
-    urls: Vec<Url>,
-    concurrency: usize,
-) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
-    // On a runtime worker, beside the I/O driver: polled from the command's `block_on` thread,
-    // every socket event was a wake-up of that thread by the worker, two context switches per
-    // event on the generator's one core (a fifth of its CPU in the profile).
-    tokio::spawn(open_all(urls, concurrency))
-        .await
-        .unwrap_or_else(|join| {
-            Err(anyhow::anyhow!(
-                "the bench's connecting task failed: {join}"
-            ))
-        })
-}
-
-async fn open_all(urls: Vec<Url>, concurrency: usize) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
-    let (targets, of_session) = prepare(&urls).await?;
-    // A fresh start per run: another run's sessions from the same addresses would only matter
-    // to the same server port, but there is no reason to meet them at all.
-    let base = fastrand::u32(..);
-    let mut handshakes = histogram();
-    let mut sockets: Vec<Option<RawSocket>> = Vec::with_capacity(urls.len());
-    sockets.resize_with(urls.len(), || None);
-    let targets = &targets;
-    let mut opening = futures_util::stream::iter(of_session.into_iter().enumerate())
-        .map(|(i, target)| async move {
-            let target: &Target = &targets[target];
-            let source = target
-                .on_loopback()
-                .then(|| handshake::source_address(base, i));
-            let started = Instant::now();
-            let socket = target.open(source, CONNECT_TIMEOUT).await;
-            (i, socket, started.elapsed())
-        })
-        .buffer_unordered(concurrency.max(1));
-    let mut opened = 0;
-    while let Some((i, socket, took)) = opening.next().await {
-        let socket = socket.map_err(too_many_files).map_err(|e| match e {
-            Ok(raw) => wire::into_cli(raw, "opening a bench connection")
-                .context(format!("after {opened} sessions opened")),
-            Err(hint) => hint,
-        })?;
-        handshakes.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
-        sockets[i] = Some(socket);
-        opened += 1;
-    }
-    drop(opening);
-    // Every slot is filled: a failure returned above.
-    Ok((sockets.into_iter().flatten().collect(), handshakes))
-}
-
-/// Each distinct URL prepared once, and which one each session uses.
-async fn prepare(urls: &[Url]) -> Result<(Vec<Target>, Vec<usize>)> {
-    let mut targets = Vec::new();
-    let mut known: HashMap<&Url, usize> = HashMap::new();
-    let mut of_session = Vec::with_capacity(urls.len());
-    for url in urls {
-        let index = match known.get(url) {
-            Some(&index) => index,
-            None => {
-                let target = Target::new(url)
-                    .await
-                    .map_err(|e| wire::into_cli(e, "preparing a bench connection"))?;
-                targets.push(target);
-                known.insert(url, targets.len() - 1);
-                targets.len() - 1
-            }
-        };
-        of_session.push(index);
-    }
-    Ok((targets, of_session))
-}
-
-/// Out of file descriptors is a setup problem with a known fix; say it.
-fn too_many_files(error: RawError) -> Result<RawError, anyhow::Error> {
-    let descriptors_out = error
-        .io_error()
-        .is_some_and(|e| e.raw_os_error() == Some(24));
-    if descriptors_out {
-        Err(anyhow::Error::new(error).context(
-            "out of file descriptors: raise `ulimit -n`, or use fewer connections per process",
-        ))
-    } else {
-        Ok(error)
-    }
 }
