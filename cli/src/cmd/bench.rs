@@ -1,7 +1,8 @@
 //! `roomcast bench fanout|connect|idle|evict|ceiling|reference|sse`: the figures
 //! `docs/BENCHMARKS.md` keeps, and the minimal broadcaster they are measured against.
 //!
-//! The load generator is built not to set the ceiling: members count frames from their headers
+//! The load generator is built not to set the ceiling: sessions open with a cheap, checked
+//! handshake, one task per core ([`opening`]), members count frames from their headers
 //! in large reads ([`count`], [`member`]), one task drives every publisher ([`publisher`]),
 //! latency comes from a sample of stamped messages ([`sample`]), and every figure carries the
 //! generator's own CPU beside it ([`process`]). `bench ceiling` against `bench reference
