@@ -2,6 +2,8 @@
 //!
 //! - [`wire`]: raw sockets (`roomcast_protocol::raw`: the upgrade by hand and a buffered,
 //!   cancel-safe frame reader) as the CLI addresses them and reports their failures.
+//! - [`handshake`]: the bench's cheap upgrade: one write, the head checked by hand (status 101,
+//!   `Sec-WebSocket-Accept`), a source address of its own in 127.0.0.0/8 per session.
 //! - [`ghost`]: a client that goes dead in a chosen way (no pong, no read, vanish, pause).
 //! - [`eviction`]: what each kind of dead client is owed by the heartbeat, and the verdict.
 //! - [`observer`]: a typed member that records who joined and who left, when and why.
@@ -12,6 +14,7 @@
 
 pub mod eviction;
 pub mod ghost;
+pub mod handshake;
 pub mod latency;
 pub mod member;
 pub mod observer;

@@ -1,7 +1,8 @@
 //! `roomcast bench fanout|connect|idle|evict|ceiling|reference|sse`: the figures
 //! `docs/BENCHMARKS.md` keeps, and the minimal broadcaster they are measured against.
 //!
-//! The load generator is built not to set the ceiling: members count frames from their headers
+//! The load generator is built not to set the ceiling: sessions open with a cheap, checked
+//! handshake, one task per core ([`opening`]), members count frames from their headers
 //! in large reads ([`count`], [`member`]), one task drives every publisher ([`publisher`]),
 //! latency comes from a sample of stamped messages ([`sample`]), and every figure carries the
 //! generator's own CPU beside it ([`process`]). `bench ceiling` against `bench reference
@@ -14,6 +15,7 @@ mod evict;
 mod fanout;
 mod idle;
 mod member;
+mod opening;
 mod process;
 mod publisher;
 mod reference;
@@ -21,25 +23,19 @@ mod sample;
 mod search;
 mod sse;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use roomcast_protocol::raw::{RawError, RawSocket};
+use roomcast_protocol::raw::RawSocket;
 use roomcast_protocol::{RoomName, ServerUrl};
 use serde::Serialize;
-use tokio::net::TcpSocket;
-use tokio::time::Instant;
-use url::{Host, Url};
 
+pub use self::opening::connect_all;
 use super::Ctx;
 use crate::exit::{Code, Usage};
-use crate::load::latency::histogram;
 use crate::load::stamp;
-use crate::load::wire;
 
 /// How long one connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -47,11 +43,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most connections one bench process opens: under the 20,000 file descriptors `ulimit -n`
 /// allows here, with room for the process's own.
 pub const MAX_CONNECTIONS: usize = 19_000;
-
-/// Sessions opened from one loopback source address before the next is used (127.0.0.2,
-/// 127.0.0.3, ...): Linux's default ephemeral range (32768-60999) has 28,232 ports per source
-/// address, and an earlier run's sockets in TIME_WAIT may still hold many of them.
-pub const SESSIONS_PER_SOURCE_ADDRESS: usize = 10_000;
 
 /// Flags of `bench`.
 #[derive(Debug, Args)]
@@ -256,88 +247,4 @@ pub fn check_connections(connections: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Opens a raw socket to each URL, `concurrency` handshakes at a time, in order, spreading
-/// source addresses over 127.0.0.0/8 past [`SESSIONS_PER_SOURCE_ADDRESS`] when the server is
-/// on loopback. Returns the sockets and the handshake times (µs).
-pub async fn connect_all(
-    urls: Vec<Url>,
-    concurrency: usize,
-) -> Result<(Vec<RawSocket>, Histogram<u64>)> {
-    let mut handshakes = histogram();
-    let mut sockets = Vec::with_capacity(urls.len());
-    let mut opening = futures_util::stream::iter(urls.into_iter().enumerate())
-        .map(|(i, url)| async move {
-            let started = Instant::now();
-            let socket = open_from(&url, source_address(&url, i)).await;
-            (socket, started.elapsed())
-        })
-        .buffered(concurrency.max(1));
-    while let Some((socket, took)) = opening.next().await {
-        let socket = socket.map_err(too_many_files).map_err(|e| match e {
-            Ok(raw) => wire::into_cli(raw, "opening a bench connection"),
-            Err(hint) => hint,
-        })?;
-        handshakes.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
-        sockets.push(socket);
-    }
-    Ok((sockets, handshakes))
-}
-
-/// The source address of the `i`th session: the kernel's choice for the first
-/// [`SESSIONS_PER_SOURCE_ADDRESS`], then 127.0.0.2, 127.0.0.3, ... for a loopback server.
-fn source_address(url: &Url, i: usize) -> Option<Ipv4Addr> {
-    let Some(Host::Ipv4(server)) = url.host() else {
-        return None;
-    };
-    let spread = u8::try_from(i / SESSIONS_PER_SOURCE_ADDRESS).ok()?;
-    (server.is_loopback() && spread > 0).then(|| Ipv4Addr::new(127, 0, 0, 1 + spread))
-}
-
-async fn open_from(url: &Url, source: Option<Ipv4Addr>) -> Result<RawSocket, RawError> {
-    let Some(source) = source else {
-        return RawSocket::connect(url, None, CONNECT_TIMEOUT).await;
-    };
-    let text = url.to_string();
-    let connect_error = |source| RawError::Connect {
-        url: text.clone(),
-        source,
-    };
-    let server = match url.host() {
-        Some(Host::Ipv4(ip)) => {
-            SocketAddr::new(IpAddr::V4(ip), url.port_or_known_default().unwrap_or(80))
-        }
-        _ => return RawSocket::connect(url, None, CONNECT_TIMEOUT).await,
-    };
-    let connecting = async {
-        let socket = TcpSocket::new_v4().map_err(connect_error)?;
-        socket
-            .bind(SocketAddr::new(IpAddr::V4(source), 0))
-            .map_err(connect_error)?;
-        let stream = socket.connect(server).await.map_err(connect_error)?;
-        RawSocket::upgrade(stream, url, None).await
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .unwrap_or_else(|_| {
-            Err(connect_error(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer in {CONNECT_TIMEOUT:?}"),
-            )))
-        })
-}
-
-/// Out of file descriptors is a setup problem with a known fix; say it.
-fn too_many_files(error: RawError) -> Result<RawError, anyhow::Error> {
-    let descriptors_out = error
-        .io_error()
-        .is_some_and(|e| e.raw_os_error() == Some(24));
-    if descriptors_out {
-        Err(anyhow::Error::new(error).context(
-            "out of file descriptors: raise `ulimit -n`, or use fewer connections per process",
-        ))
-    } else {
-        Ok(error)
-    }
 }

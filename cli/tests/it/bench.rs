@@ -346,3 +346,87 @@ async fn the_generator_counts_a_firehose_and_reports_its_own_ceiling() {
         "the generator cannot count more than the firehose wrote: {summary} {result}"
     );
 }
+
+/// A listener on 127.0.0.1:0 that answers every request with `response`, then keeps the
+/// socket until the client goes.
+async fn canned_server(response: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if socket.write_all(response).await.is_ok() {
+                    let _eof = socket.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_counts_no_session_the_server_did_not_upgrade_properly() {
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+            "wrong Sec-WebSocket-Accept",
+        ),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            "no Sec-WebSocket-Accept",
+        ),
+        (
+            b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n",
+            "403 Forbidden",
+        ),
+    ];
+    for (response, why) in cases {
+        let url = canned_server(response).await;
+        let mut command = roomcast();
+        command.args([
+            "--url",
+            &url,
+            "--quiet",
+            "bench",
+            "connect",
+            "--connections",
+            "5",
+            "--json",
+        ]);
+        let output = assert(command).await.failure();
+        let stderr = String::from_utf8_lossy(&output.get_output().stderr).into_owned();
+        assert!(stderr.contains(why), "{why}: {stderr}");
+        assert!(
+            output.get_output().stdout.is_empty(),
+            "no figure: {output:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_takes_a_correct_101_from_any_server() {
+    let url = canned_server(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+          sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    )
+    .await;
+    let result = bench_json(
+        &url,
+        &["connect", "--connections", "40", "--concurrency", "8"],
+    )
+    .await;
+    assert_eq!(result["connections"], 40, "{result}");
+    assert_eq!(result["handshake"]["count"], 40, "{result}");
+}
