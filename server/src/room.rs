@@ -28,7 +28,7 @@ mod relayed;
 mod ring;
 
 pub(crate) use self::relayed::{Delivered, Snapshot};
-use self::ring::{Cursor, Frames, Ring, index_of_protocol};
+use self::ring::{Cursor, Frames, RING_PROTOCOLS, Ring, index_of_protocol};
 pub(crate) use self::ring::{Lagged, Pulled};
 
 /// A session's entry in a room.
@@ -533,21 +533,24 @@ impl RoomState {
         self.members.is_empty() && self.leases == 0
     }
 
+    /// Members reading the ring, whatever their protocol.
+    fn ring_readers(&self) -> u32 {
+        self.readers.iter().sum()
+    }
+
     /// Appends `message` to the ring for the WebSocket members and pushes it to every SSE
     /// follower, counting what was queued. Wakes no one waiting on the ring (the caller does,
     /// now or at a flush).
     fn fan_out_message(&mut self, message: &Arc<Publication>, fan_out: &mut FanOut) {
-        let readers = self.readers[0] + self.readers[1];
+        let readers = self.ring_readers();
         if readers > 0 {
-            let mut frames: Frames = [None, None];
-            for (slot, protocol) in frames.iter_mut().zip([Protocol::Tutorial, Protocol::Typed]) {
-                if self.readers[index_of_protocol(protocol)] > 0 {
-                    *slot = Some(message.frame(protocol, &self.epoch));
-                }
-            }
+            let frames: Frames = RING_PROTOCOLS.map(|protocol| {
+                (self.readers[index_of_protocol(protocol)] > 0)
+                    .then(|| message.frame(protocol, &self.epoch))
+            });
             let payload = frames
-                .clone()
-                .map(|frame| frame.map_or(0, |frame| frame.payload_len()));
+                .each_ref()
+                .map(|frame| frame.as_ref().map_or(0, Frame::payload_len));
             self.append(frames, None, readers, fan_out);
             // Counted after the append: a member it left behind is no reader any more.
             for (count, payload) in self.readers.into_iter().zip(payload) {
@@ -625,7 +628,7 @@ impl RoomState {
         except: Option<&UserName>,
         fan_out: &mut FanOut,
     ) {
-        let readers = self.readers[0] + self.readers[1];
+        let readers = self.ring_readers();
         if self.readers[index_of_protocol(Protocol::Typed)] > 0 {
             // Tutorial members pass the slot without a frame, but count as its readers: every
             // reader passes every slot.

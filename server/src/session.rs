@@ -211,7 +211,7 @@ impl Session {
     /// hold for it now, so it arrives in the order the client caused it. An overflow here is
     /// noticed by the loop's next turn.
     fn queue(&mut self, frame: Frame) {
-        self.writer.pull(&self.memberships, true);
+        self.writer.pull_all(&self.memberships);
         self.writer.queue(frame);
     }
 
@@ -238,7 +238,7 @@ impl Session {
             if writer.overflowed() {
                 return Err(Exit::QueueOverflow(config.max_queue_bytes));
             }
-            writer.pull(&self.memberships, false);
+            writer.top_up(&self.memberships);
             let stream = &connection.stream;
             if let Err(e) = writer.write_turn(stream) {
                 tracing::debug!(session = self.id, error = %e, "write failed");

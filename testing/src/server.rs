@@ -247,6 +247,14 @@ impl TestServer {
     /// A raw member of `room_name` (speaking as `name`) that will never read, with a 4 KiB
     /// receive window so the kernel cannot hide that it stopped: a slow reader.
     pub async fn stalled_reader(&self, room_name: &str, name: &str) -> RawSocket {
+        let mut url = self.url.room_socket(&room(room_name));
+        url.query_pairs_mut().append_pair("user", name);
+        self.small_window(&url, None).await
+    }
+
+    /// A raw socket upgraded at `url` (asking for `subprotocol`) with a 4 KiB receive window:
+    /// whatever the test does not read soon stays in the server instead of the kernel.
+    pub async fn small_window(&self, url: &url::Url, subprotocol: Option<&str>) -> RawSocket {
         let socket = TcpSocket::new_v4().expect("socket");
         socket
             .set_recv_buffer_size(4096)
@@ -254,9 +262,7 @@ impl TestServer {
         let stream = within("connect", socket.connect(self.addr))
             .await
             .expect("connect");
-        let mut url = self.url.room_socket(&room(room_name));
-        url.query_pairs_mut().append_pair("user", name);
-        within("upgrade", RawSocket::upgrade(stream, &url, None))
+        within("upgrade", RawSocket::upgrade(stream, url, subprotocol))
             .await
             .expect("upgrade")
     }

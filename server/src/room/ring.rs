@@ -28,7 +28,10 @@ const KEPT_CAPACITY: usize = 16;
 /// its protocol is always among them.
 pub(crate) type Frames = [Option<Frame>; 2];
 
-/// Where a protocol's frame is in [`Frames`] (SSE followers do not read the ring).
+/// The protocols a ring holds frames for, in [`Frames`] order (SSE followers do not read it).
+pub(crate) const RING_PROTOCOLS: [Protocol; 2] = [Protocol::Tutorial, Protocol::Typed];
+
+/// Where a protocol's frame is in [`Frames`].
 pub(crate) fn index_of_protocol(protocol: Protocol) -> usize {
     usize::from(protocol == Protocol::Typed)
 }
@@ -245,22 +248,12 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::room::tests::texts_of as texts;
 
     /// A message's tutorial and typed frames.
     fn message(text: &str) -> Frames {
         let json = format!(r#"{{"message":"{text}"}}"#);
         [Some(Frame::text(&json)), Some(Frame::text(&json))]
-    }
-
-    fn texts(frames: &VecDeque<Frame>) -> Vec<String> {
-        frames
-            .iter()
-            .map(|f| {
-                let value: serde_json::Value =
-                    serde_json::from_slice(f.payload()).expect("a JSON frame");
-                value["message"].as_str().unwrap_or_default().to_owned()
-            })
-            .collect()
     }
 
     #[test]

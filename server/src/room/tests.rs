@@ -50,7 +50,8 @@ fn join_since(room: &Room, name: &str, since: Option<&Position>) -> usize {
     key
 }
 
-fn texts_of(frames: &VecDeque<Frame>) -> Vec<String> {
+/// The `message` of each frame, oldest first (the ring's tests read frames the same way).
+pub(super) fn texts_of(frames: &VecDeque<Frame>) -> Vec<String> {
     frames
         .iter()
         .map(|frame| {

@@ -333,7 +333,7 @@ impl Session {
         let member = Member::session(self.user.clone(), self.protocol);
         // The rooms this session is in come first: their frames from before the join precede
         // its answer.
-        self.writer.pull(&self.memberships, true);
+        self.writer.pull_all(&self.memberships);
         let mut direct = Vec::new();
         let joined = self
             .state
@@ -380,7 +380,7 @@ impl Session {
     /// session, whose one room it was, is closed with 4503.
     pub(super) fn token_expired(&mut self, room: RoomName) -> Result<(), Exit> {
         // What the room sent while the member was in it still reaches it.
-        self.writer.pull(&self.memberships, true);
+        self.writer.pull_all(&self.memberships);
         let Some(mut membership) = self.memberships.remove(&room) else {
             return Ok(());
         };
@@ -406,7 +406,7 @@ impl Session {
     fn leave(&mut self, room: RoomName, reference: Option<Ref>) {
         self.expiries.forget(&room);
         // What the room sent before the leave still reaches the leaver, ahead of `left`.
-        self.writer.pull(&self.memberships, true);
+        self.writer.pull_all(&self.memberships);
         match self.memberships.remove(&room) {
             Some(mut membership) => {
                 membership.set_reason(LeaveReason::Left);

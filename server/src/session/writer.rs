@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::memberships::Memberships;
 use crate::frames::Frame;
 use crate::outbox::charge_of;
+use crate::registry::Membership;
 
 /// Most frames handed to one `writev`. Linux accepts 1024 (`IOV_MAX`); 256 small chat frames
 /// are ~20 KB, enough that the syscall's cost is shared by many frames, and the slices fit in
@@ -102,25 +103,33 @@ impl Writer {
         }
     }
 
-    /// Pulls from every room's ring: everything (`all`, before a frame of the session's own),
-    /// or only while fewer than [`MAX_FRAMES_PER_WRITE`] frames wait (a turn). A room that
-    /// says this member lagged is left to the loop's wait, which ends the session.
-    pub(super) fn pull(&mut self, memberships: &Memberships, all: bool) {
+    /// Pulls everything every room's ring holds for this session: before a frame of its own,
+    /// which must come after them. A room that says this member lagged is left to the loop's
+    /// wait, which ends the session.
+    pub(super) fn pull_all(&mut self, memberships: &Memberships) {
         for membership in memberships.iter() {
-            let max = if all {
-                usize::MAX
-            } else {
-                MAX_FRAMES_PER_WRITE.saturating_sub(self.frames.len())
-            };
-            if max == 0 {
+            self.pull_from(membership, usize::MAX);
+        }
+    }
+
+    /// Pulls from the rings while fewer than [`MAX_FRAMES_PER_WRITE`] frames wait (a turn):
+    /// the rest stays in the rings, where a reader that does not keep up is bounded.
+    pub(super) fn top_up(&mut self, memberships: &Memberships) {
+        for membership in memberships.iter() {
+            let room_for = MAX_FRAMES_PER_WRITE.saturating_sub(self.frames.len());
+            if room_for == 0 {
                 return;
             }
-            if let Ok(pulled) = membership
-                .room()
-                .pull(membership.key(), &mut self.frames, max)
-            {
-                self.charged += pulled.charged;
-            }
+            self.pull_from(membership, room_for);
+        }
+    }
+
+    fn pull_from(&mut self, membership: &Membership, max: usize) {
+        if let Ok(pulled) = membership
+            .room()
+            .pull(membership.key(), &mut self.frames, max)
+        {
+            self.charged += pulled.charged;
         }
     }
 

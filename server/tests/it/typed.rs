@@ -280,21 +280,9 @@ async fn a_leaver_gets_every_message_numbered_before_its_leave_then_left() {
         ..Config::default()
     };
     let server = TestServer::start(config).await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .set_recv_buffer_size(4096)
-        .expect("small receive buffer");
-    let stream = within("connect", socket.connect(server.addr))
-        .await
-        .expect("connect");
     let mut url = server.url.ws("ws");
     url.query_pairs_mut().append_pair("user", "leaver");
-    let mut leaver = within(
-        "upgrade",
-        roomcast_protocol::raw::RawSocket::upgrade(stream, &url, Some("roomcast.v1")),
-    )
-    .await
-    .expect("upgrade");
+    let mut leaver = server.small_window(&url, Some("roomcast.v1")).await;
     let send = |value: serde_json::Value| value.to_string().into_bytes();
     let join = send(serde_json::json!({"type": "join", "room": "lobby"}));
     let leave = send(serde_json::json!({"type": "leave", "room": "lobby"}));
