@@ -9,6 +9,7 @@
 //! or drop without a close frame.
 
 mod frames;
+pub mod upgrade;
 
 use std::io;
 use std::time::Duration;
@@ -36,10 +37,6 @@ pub mod opcode {
 /// Read buffer per raw socket, in bytes: several small chat frames per read, and small enough
 /// that 10,000 sockets cost 80 MiB at most. It grows for a larger frame.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
-
-/// Longest upgrade response head accepted, in bytes; a server sending more is not a WebSocket
-/// server we can talk to.
-const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// Why a raw connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -127,56 +124,18 @@ impl RawSocket {
     /// Performs the upgrade on a socket the caller connected (for example with a small receive
     /// buffer, to make a slow reader fill up sooner).
     pub async fn upgrade(
-        mut stream: TcpStream,
+        stream: TcpStream,
         url: &Url,
         subprotocol: Option<&str>,
     ) -> Result<Self, RawError> {
+        check_scheme(url)?;
         let text = crate::redact::redacted(url).to_string();
-        let io_error = |source| RawError::Io {
+        stream.set_nodelay(true).map_err(|source| RawError::Io {
             url: text.clone(),
             source,
-        };
-        check_scheme(url)?;
-        stream.set_nodelay(true).map_err(io_error)?;
-        let (host, port) = host_port(url);
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let protocol_header = subprotocol
-            .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
-            .unwrap_or_default();
-        // The key is RFC 6455's sample nonce: servers check its shape, never its freshness.
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n{protocol_header}\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(io_error)?;
-        let mut reader = FrameReader::new(READ_BUFFER_BYTES);
-        let head_end = loop {
-            if let Some(at) = reader.pending().windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            if reader.pending().len() >= MAX_HEAD_BYTES {
-                let too_long =
-                    io::Error::new(io::ErrorKind::InvalidData, "upgrade response too long");
-                return Err(io_error(too_long));
-            }
-            if reader.fill(&mut stream).await.map_err(io_error)? == 0 {
-                return Err(io_error(io::ErrorKind::UnexpectedEof.into()));
-            }
-        };
-        let head = String::from_utf8_lossy(&reader.pending()[..head_end]).into_owned();
-        let status = head.lines().next().unwrap_or_default().to_owned();
-        if !status.starts_with("HTTP/1.1 101") {
-            return Err(RawError::Refused { url: text, status });
-        }
-        reader.consume(head_end);
-        Ok(Self { stream, reader })
+        })?;
+        let request = upgrade::request(url, subprotocol);
+        upgrade::finish(stream, &request, &text, READ_BUFFER_BYTES).await
     }
 
     /// Writes one masked client frame.

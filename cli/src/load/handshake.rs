@@ -7,8 +7,8 @@
 //! So what this saves is syscalls and kernel searches, then allocations:
 //!
 //! - the request is formatted once per distinct URL and written with one `write`;
-//! - the response head is checked by hand, status line and `Sec-WebSocket-Accept` only, in
-//!   the socket's own read buffer (no HTTP library, no copy);
+//! - the answer is checked in the socket's own small read buffer, by the same code as every
+//!   raw socket's (`roomcast_protocol::raw::upgrade`: status 101 and `Sec-WebSocket-Accept`);
 //! - a loopback session binds its own source address in 127.0.0.0/8 with
 //!   `IP_BIND_ADDRESS_NO_PORT`, so the port is chosen at `connect` by the 4-tuple: no
 //!   ephemeral port is reserved at `bind`, and the TIME_WAIT sockets of earlier runs never
@@ -20,21 +20,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
-use roomcast_protocol::raw::{FrameReader, READ_BUFFER_BYTES, RawError, RawSocket};
-use tokio::io::AsyncWriteExt;
+use roomcast_protocol::raw::{RawError, RawSocket, upgrade};
 use tokio::net::TcpSocket;
 use url::{Host, Url};
 
-/// The key every bench session sends: RFC 6455's sample nonce. Servers check its shape, never
-/// its freshness, and a fixed key makes the expected answer a constant.
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// `base64(sha1(KEY + GUID))`, RFC 6455 §1.3 (checked against tungstenite in the tests).
-const ACCEPT: &[u8] = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
 /// A session's first read buffer: a 101 head is about 200 bytes. The usual 8 KiB cost 150 MB
 /// of fresh, page-faulted memory over 18,000 sessions, a tenth of the generator's CPU; the
-/// buffer still doubles for a larger frame (or a longer head, up to [`READ_BUFFER_BYTES`]).
+/// buffer still doubles for a larger frame (or a longer head).
 const HEAD_BUFFER_BYTES: usize = 1024;
 
 /// Addresses in 127.0.0.0/8 a session may bind, skipping the network (127.0.0.0) and the
@@ -78,19 +70,10 @@ impl Target {
                 .collect(),
             None => return Err(unsupported("the URL has no host")),
         };
-        let host = url.host_str().unwrap_or("127.0.0.1");
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
         Ok(Self {
             url: text,
             servers,
-            request: request.into_bytes().into_boxed_slice(),
+            request: upgrade::request(url, None).into_boxed_slice(),
         })
     }
 
@@ -156,37 +139,8 @@ impl Target {
         socket.connect(server).await
     }
 
-    async fn upgrade(&self, mut stream: tokio::net::TcpStream) -> Result<RawSocket, RawError> {
-        let io_error = |source| RawError::Io {
-            url: self.url.clone(),
-            source,
-        };
-        stream.write_all(&self.request).await.map_err(io_error)?;
-        let mut reader = FrameReader::new(HEAD_BUFFER_BYTES);
-        let head_end = loop {
-            if let Some(end) = head_end(reader.pending()) {
-                break end;
-            }
-            // The buffer does not grow for a head; a longer one is not a server we talk to.
-            if reader.pending().len() >= READ_BUFFER_BYTES {
-                let long = io::Error::new(io::ErrorKind::InvalidData, "upgrade response too long");
-                return Err(io_error(long));
-            }
-            if reader.fill(&mut stream).await.map_err(io_error)? == 0 {
-                return Err(io_error(io::ErrorKind::UnexpectedEof.into()));
-            }
-        };
-        check_head(&reader.pending()[..head_end]).map_err(|e| match e {
-            HeadError::Status(status) => RawError::Refused {
-                url: self.url.clone(),
-                status,
-            },
-            HeadError::Accept(why) => {
-                io_error(io::Error::new(io::ErrorKind::InvalidData, why.to_owned()))
-            }
-        })?;
-        reader.consume(head_end);
-        Ok(RawSocket { stream, reader })
+    async fn upgrade(&self, stream: tokio::net::TcpStream) -> Result<RawSocket, RawError> {
+        upgrade::finish(stream, &self.request, &self.url, HEAD_BUFFER_BYTES).await
     }
 }
 
@@ -198,91 +152,9 @@ pub fn source_address(base: u32, i: usize) -> Ipv4Addr {
     Ipv4Addr::from((127 << 24) | host)
 }
 
-/// Why a response head is not a WebSocket upgrade.
-#[derive(Debug, PartialEq, Eq)]
-enum HeadError {
-    /// Not status 101: the status line, for the error.
-    Status(String),
-    /// 101 without the right `Sec-WebSocket-Accept`.
-    Accept(&'static str),
-}
-
-/// Where the head ends (after its blank line), once it is all buffered.
-fn head_end(pending: &[u8]) -> Option<usize> {
-    pending
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| at + 4)
-}
-
-/// Checks the status line and `Sec-WebSocket-Accept` of a response head.
-fn check_head(head: &[u8]) -> Result<(), HeadError> {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-    let status = lines.next().unwrap_or_default();
-    let switched = status
-        .strip_prefix(b"HTTP/1.1 101")
-        .is_some_and(|rest| rest.is_empty() || rest[0] == b' ');
-    if !switched {
-        return Err(HeadError::Status(
-            String::from_utf8_lossy(status).into_owned(),
-        ));
-    }
-    let accept = lines.find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(b"sec-websocket-accept")
-            .then(|| line[colon + 1..].trim_ascii())
-    });
-    match accept {
-        Some(value) if value == ACCEPT => Ok(()),
-        Some(_) => Err(HeadError::Accept("wrong Sec-WebSocket-Accept in the 101")),
-        None => Err(HeadError::Accept("no Sec-WebSocket-Accept in the 101")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_expected_accept_is_the_one_the_key_derives() {
-        let derived = tokio_tungstenite::tungstenite::handshake::derive_accept_key(KEY.as_bytes());
-        assert_eq!(derived.as_bytes(), ACCEPT);
-    }
-
-    #[test]
-    fn a_101_with_the_right_accept_passes_in_any_header_case() {
-        let head = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
-            sec-websocket-accept:s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-        assert_eq!(check_head(head), Ok(()));
-        let head = b"HTTP/1.1 101\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\r\n";
-        assert_eq!(check_head(head), Ok(()));
-    }
-
-    #[test]
-    fn other_statuses_and_wrong_or_missing_accepts_fail() {
-        let refused = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(
-            check_head(refused),
-            Err(HeadError::Status("HTTP/1.1 403 Forbidden".to_owned()))
-        );
-        assert!(matches!(
-            check_head(b"HTTP/1.1 1010 Odd\r\n\r\n"),
-            Err(HeadError::Status(_))
-        ));
-        let wrong = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: AAAA\r\n\r\n";
-        assert!(matches!(check_head(wrong), Err(HeadError::Accept(_))));
-        let missing = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\n";
-        assert!(matches!(check_head(missing), Err(HeadError::Accept(_))));
-    }
-
-    #[test]
-    fn the_head_ends_after_its_blank_line() {
-        assert_eq!(head_end(b"HTTP/1.1 101\r\n\r\n\x81\x00"), Some(16));
-        assert_eq!(head_end(b"HTTP/1.1 101\r\n"), None);
-    }
 
     #[test]
     fn source_addresses_stay_in_loopback_and_differ_per_session() {
