@@ -195,6 +195,12 @@ async fn evict_accounts_for_every_silent_client() {
     assert_eq!(result["with"]["lost"], 0, "{result}");
     assert_eq!(result["without"]["lost"], 0, "{result}");
     assert!(result["p99_change"].is_number(), "{result}");
+    assert_eq!(result["control"]["lost"], 0, "{result}");
+    assert!(
+        result["control"]["latency"]["count"].as_u64() > Some(0),
+        "the control trial measured the live members: {result}"
+    );
+    assert!(result["p99_change_vs_control"].is_number(), "{result}");
 }
 
 /// `roomcast bench reference` running in its own process until dropped.

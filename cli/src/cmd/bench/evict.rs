@@ -4,6 +4,13 @@
 //! each an eviction between `ping-timeout` and `ping-interval + ping-timeout` (+ slack) after
 //! it connected. The figures: how many were evicted in that window, and how much the live
 //! members' p99 moved meanwhile.
+//!
+//! The silent clients read every message, so while they are there each room has twice the
+//! readers, and the live members' latency moves with that alone (a 200-member room takes
+//! longer to reach its last member than a 100-member one, on any server). A third trial
+//! separates the two: as many clients that answer pings join the same rooms, and leave with
+//! a close of their own when the silent ones were evicted (their median). Its p99 against the
+//! silent trial's is what the evictions themselves cost the live members.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -110,8 +117,14 @@ struct EvictResult {
     /// Live members from the moment every silent client is connected until the last is owed
     /// its eviction.
     with: Trial,
+    /// Live members while as many answering clients are in the rooms for as long, over the
+    /// same span (the module's doc).
+    control: Trial,
     /// `with` p99 over `without` p99, minus one (0.1 = 10% worse).
     p99_change: Option<f64>,
+    /// `with` p99 over `control` p99, minus one: what the evictions cost, beyond the rooms'
+    /// larger size.
+    p99_change_vs_control: Option<f64>,
     /// Live sessions per `--url` (they take the nodes in turn).
     live_nodes: Vec<NodeCount>,
     /// Silent sessions per `--url`.
@@ -173,18 +186,38 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     let (with, silent) = tokio::join!(
         crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
         haunt(
-            silent_urls,
+            silent_urls.clone(),
             args.concurrency.max(1),
             beat.give_up_after(),
             connected
         ),
     );
-    crowd.close();
     let silent = silent?;
     let evictions = judge(&silent, min, max);
-    let failed = evictions.in_time < args.silent || with.lost > 0 || without.lost > 0;
-    let p99_change = (without.latency.p99_ms > 0.0)
-        .then(|| ((with.latency.p99_ms / without.latency.p99_ms - 1.0) * 1000.0).round() / 1000.0);
+    let leave_after = Duration::from_secs_f64(evictions.after.p50_ms.max(0.0) / 1e3);
+    ctx.status(format!(
+        "evict: live p99 {:.2}ms with them; control: {} answering clients that leave after {}",
+        with.latency.p99_ms,
+        args.silent,
+        units::show(leave_after)
+    ));
+    let (connected, all_connected) = oneshot::channel();
+    let all_connected = async {
+        let _connected = all_connected.await;
+    };
+    let (control, answering) = tokio::join!(
+        crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
+        visit(silent_urls, args.concurrency.max(1), leave_after, connected),
+    );
+    crowd.close();
+    answering?;
+    let failed =
+        evictions.in_time < args.silent || with.lost > 0 || without.lost > 0 || control.lost > 0;
+    let change = |from: &Trial| {
+        (from.latency.p99_ms > 0.0)
+            .then(|| ((with.latency.p99_ms / from.latency.p99_ms - 1.0) * 1000.0).round() / 1000.0)
+    };
+    let (p99_change, p99_change_vs_control) = (change(&without), change(&control));
     let result = EvictResult {
         kind: "evict",
         live: shape.rooms * shape.members,
@@ -198,7 +231,9 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         evictions,
         without,
         with,
+        control,
         p99_change,
+        p99_change_vs_control,
         live_nodes,
         silent_nodes,
     };
@@ -206,43 +241,22 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     Ok(if failed { Code::Failed } else { Code::Ok })
 }
 
-/// One silent client: its member and the span in which it connected.
-struct Silent {
+/// One client joined beside the live members (silent, or answering in the control): its
+/// member and the span in which it connected.
+struct Extra {
     member: Arc<Member>,
     connected: (Instant, Instant),
 }
 
-/// Opens the silent clients a handshake batch at a time (each batch's span bounds when its
-/// clients last spoke), lets them count what they receive without ever answering, says when
-/// all are connected, and waits until all are closed or `within` has passed since.
+/// Opens the silent clients, says when all are connected, and waits until all are closed or
+/// `within` has passed since.
 async fn haunt(
     urls: Vec<url::Url>,
     batch: usize,
     within: Duration,
     connected: oneshot::Sender<()>,
-) -> Result<Vec<Silent>> {
-    let shared = Arc::new(Shared::default());
-    let (stop, stopped) = watch::channel(false);
-    let mut silent = Vec::with_capacity(urls.len());
-    for chunk in urls.chunks(batch) {
-        let started = Instant::now();
-        let (sockets, _) = connect_all(chunk.to_vec(), batch).await?;
-        let connected = (started, Instant::now());
-        for socket in sockets {
-            let socket = MemberSocket::from(socket);
-            let member = Arc::new(Member::default());
-            let task_no = silent.len();
-            tokio::spawn(receive(
-                socket,
-                member.clone(),
-                shared.clone(),
-                task_no,
-                Role::Silent,
-                stopped.clone(),
-            ));
-            silent.push(Silent { member, connected });
-        }
-    }
+) -> Result<Vec<Extra>> {
+    let (silent, stop) = open(urls, batch, Role::Silent).await?;
     let _told = connected.send(());
     let deadline = Instant::now() + within;
     crate::load::wait_until(deadline, || {
@@ -255,8 +269,56 @@ async fn haunt(
     Ok(silent)
 }
 
+/// The control's clients: opened like the silent ones, but answering pings; says when all are
+/// connected, and after `leave_after` has them send their own close (1000) and end.
+async fn visit(
+    urls: Vec<url::Url>,
+    batch: usize,
+    leave_after: Duration,
+    connected: oneshot::Sender<()>,
+) -> Result<()> {
+    let (_clients, stop) = open(urls, batch, Role::Live).await?;
+    let _told = connected.send(());
+    tokio::time::sleep(leave_after).await;
+    let _stopped = stop.send(true);
+    Ok(())
+}
+
+/// Opens a client per URL, a handshake batch at a time (each batch's span bounds when its
+/// clients last spoke), each counting what it receives in its own task with `role`; they run
+/// until the returned sender says stop (or the server closes them).
+async fn open(
+    urls: Vec<url::Url>,
+    batch: usize,
+    role: Role,
+) -> Result<(Vec<Extra>, watch::Sender<bool>)> {
+    let shared = Arc::new(Shared::default());
+    let (stop, stopped) = watch::channel(false);
+    let mut clients = Vec::with_capacity(urls.len());
+    for chunk in urls.chunks(batch) {
+        let started = Instant::now();
+        let (sockets, _) = connect_all(chunk.to_vec(), batch).await?;
+        let connected = (started, Instant::now());
+        for socket in sockets {
+            let socket = MemberSocket::from(socket);
+            let member = Arc::new(Member::default());
+            let task_no = clients.len();
+            tokio::spawn(receive(
+                socket,
+                member.clone(),
+                shared.clone(),
+                task_no,
+                role,
+                stopped.clone(),
+            ));
+            clients.push(Extra { member, connected });
+        }
+    }
+    Ok((clients, stop))
+}
+
 /// Sorts each silent client by how it ended, against the window `[min, max]` after connecting.
-fn judge(silent: &[Silent], min: Duration, max: Duration) -> Evictions {
+fn judge(silent: &[Extra], min: Duration, max: Duration) -> Evictions {
     let timeout_code = CloseCode::HeartbeatTimeout.as_u16();
     let mut evictions = Evictions::default();
     let mut after = histogram();
@@ -327,8 +389,20 @@ fn print<W: Write>(out: &mut W, result: &EvictResult, json: bool) -> Result<()> 
         result.without.latency.human()
     )?;
     writeln!(out, "  live with silent:  {}", result.with.latency.human())?;
+    writeln!(
+        out,
+        "  live with as many answering (control): {}",
+        result.control.latency.human()
+    )?;
     if let Some(change) = result.p99_change {
-        writeln!(out, "  p99 change: {:+.1}%", change * 100.0)?;
+        writeln!(out, "  p99 change against alone: {:+.1}%", change * 100.0)?;
+    }
+    if let Some(change) = result.p99_change_vs_control {
+        writeln!(
+            out,
+            "  p99 change against the control: {:+.1}%",
+            change * 100.0
+        )?;
     }
     Ok(())
 }
