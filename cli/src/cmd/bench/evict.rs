@@ -178,11 +178,7 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         })
         .collect();
     let (live_nodes, silent_nodes) = (crowd.nodes(), spread.counts());
-    let (connected, all_connected) = oneshot::channel();
-    let all_connected = async {
-        // A failed haunt drops the sender; its error is reported below.
-        let _connected = all_connected.await;
-    };
+    let (connected, all_connected) = connected_signal();
     let (with, silent) = tokio::join!(
         crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
         haunt(
@@ -201,10 +197,7 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         args.silent,
         units::show(leave_after)
     ));
-    let (connected, all_connected) = oneshot::channel();
-    let all_connected = async {
-        let _connected = all_connected.await;
-    };
+    let (connected, all_connected) = connected_signal();
     let (control, answering) = tokio::join!(
         crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
         visit(silent_urls, args.concurrency.max(1), leave_after, connected),
@@ -239,6 +232,16 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     };
     print(&mut std::io::stdout().lock(), &result, ctx.json)?;
     Ok(if failed { Code::Failed } else { Code::Ok })
+}
+
+/// The sender the extra clients' opener completes once all are connected, and the future a
+/// trial waits on to start measuring. A failed opener drops the sender, which ends the wait
+/// too; its error is reported after the trial.
+fn connected_signal() -> (oneshot::Sender<()>, impl std::future::Future<Output = ()>) {
+    let (connected, all_connected) = oneshot::channel();
+    (connected, async {
+        let _connected = all_connected.await;
+    })
 }
 
 /// One client joined beside the live members (silent, or answering in the control): its
