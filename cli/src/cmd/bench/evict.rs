@@ -8,9 +8,10 @@
 //! The silent clients read every message, so while they are there each room has twice the
 //! readers, and the live members' latency moves with that alone (a 200-member room takes
 //! longer to reach its last member than a 100-member one, on any server). A third trial
-//! separates the two: as many clients that answer pings join the same rooms, and leave with
-//! a close of their own when the silent ones were evicted (their median). Its p99 against the
-//! silent trial's is what the evictions themselves cost the live members.
+//! separates the two: as many clients that answer pings join the same rooms, and each batch
+//! of them leaves with a close of their own as long after connecting as the silent ones were
+//! evicted (their median). Its p99 against the silent trial's is what the evictions
+//! themselves cost the live members.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -273,17 +274,26 @@ async fn haunt(
 }
 
 /// The control's clients: opened like the silent ones, but answering pings; says when all are
-/// connected, and after `leave_after` has them send their own close (1000) and end.
+/// connected, and has each handshake batch send its own close (1000) and end `leave_after`
+/// after the batch connected, so they leave spread as the silent ones were evicted, not all
+/// at one moment.
 async fn visit(
     urls: Vec<url::Url>,
     batch: usize,
     leave_after: Duration,
     connected: oneshot::Sender<()>,
 ) -> Result<()> {
-    let (_clients, stop) = open(urls, batch, Role::Live).await?;
+    let mut batches = Vec::new();
+    for chunk in urls.chunks(batch) {
+        let (clients, stop) = open(chunk.to_vec(), batch, Role::Live).await?;
+        let connected_at = clients.first().map_or_else(Instant::now, |c| c.connected.1);
+        batches.push((connected_at, stop));
+    }
     let _told = connected.send(());
-    tokio::time::sleep(leave_after).await;
-    let _stopped = stop.send(true);
+    for (connected_at, stop) in batches {
+        tokio::time::sleep_until(connected_at + leave_after).await;
+        let _stopped = stop.send(true);
+    }
     Ok(())
 }
 
