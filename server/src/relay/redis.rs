@@ -270,9 +270,10 @@ impl RedisRelay {
                     publishes,
                     wants,
                 });
+                let generation = shard.generation.subscribe();
                 tasks.spawn(link::run(shard.clone(), context.clone(), want_queue));
                 tasks.spawn(writer::run(shard.clone(), context.clone(), publish_queue));
-                tasks.spawn(presence::run(shard.clone(), context.clone()));
+                tasks.spawn(presence::run(shard.clone(), context.clone(), generation));
                 shard
             })
             .collect();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 use roomcast_protocol::{LeaveReason, RoomName, UserName};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::ring::shard_of;
@@ -29,12 +30,19 @@ const MAX_ROOMS_PER_TOUCH: usize = 500;
 const MAX_PRESENCE_PER_ROUND_TRIP: usize = 256;
 
 /// Runs until the relay stops, then tells Redis this node's members left and that it is gone.
-pub(super) async fn run(shard: Arc<Shard>, context: Arc<Context>) {
+///
+/// `generation` must be subscribed before the shard's link task starts: a receiver made here
+/// would count a connection that came up first as already seen, and this node would never
+/// collect its presence changes (its later joins would never reach other nodes).
+pub(super) async fn run(
+    shard: Arc<Shard>,
+    context: Arc<Context>,
+    mut generation: watch::Receiver<u64>,
+) {
     let notices = context.notices.shard(shard.index);
     let period = context.settings.node_timeout / 3;
     let mut beats = tokio::time::interval(period);
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut generation = shard.generation.subscribe();
     let mut resend_all = true;
     loop {
         tokio::select! {
@@ -69,6 +77,9 @@ pub(super) async fn run(shard: Arc<Shard>, context: Arc<Context>) {
                     }
                 }
                 if resend_all {
+                    // Collect changes from before the whole presence is read, so none made
+                    // after it is lost, whatever told this task that the link came up.
+                    notices.want_presence(true);
                     match send_all(&shard, &context, connection).await {
                         Ok(()) => resend_all = false,
                         Err(e) => {
