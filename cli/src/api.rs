@@ -26,6 +26,10 @@ pub struct MetricsSample {
     pub resident_bytes: Option<f64>,
     /// `roomcast_sessions_open`.
     pub sessions_open: Option<f64>,
+    /// `roomcast_evictions_total` with `reason="timeout"` (the heartbeat's).
+    pub timeout_evictions: Option<f64>,
+    /// `roomcast_evictions_total` over every other reason but `shutdown`.
+    pub other_evictions: Option<f64>,
 }
 
 /// An error answer from the server.
@@ -188,6 +192,13 @@ pub fn parse_metrics(text: &str) -> MetricsSample {
         match name {
             "roomcast_process_resident_memory_bytes" => sample.resident_bytes = Some(value),
             "roomcast_sessions_open" => sample.sessions_open = Some(value),
+            r#"roomcast_evictions_total{reason="timeout"}"# => {
+                sample.timeout_evictions = Some(value);
+            }
+            r#"roomcast_evictions_total{reason="shutdown"}"# => {}
+            other if other.starts_with("roomcast_evictions_total{") => {
+                *sample.other_evictions.get_or_insert(0.0) += value;
+            }
             _ => {}
         }
     }
@@ -204,9 +215,16 @@ mod tests {
                     # TYPE roomcast_sessions_open gauge\n\
                     roomcast_sessions_open 12\n\
                     roomcast_evictions_total{reason=\"timeout\"} 3\n\
+                    roomcast_evictions_total{reason=\"slow\"} 2\n\
+                    roomcast_evictions_total{reason=\"shutdown\"} 7\n\
+                    roomcast_evictions_total{reason=\"flood\"} 1\n\
                     roomcast_process_resident_memory_bytes 10485760\n# EOF\n";
         let sample = parse_metrics(text);
         assert_eq!(sample.sessions_open, Some(12.0));
+        assert_eq!(
+            (sample.timeout_evictions, sample.other_evictions),
+            (Some(3.0), Some(3.0))
+        );
         assert_eq!(sample.resident_bytes, Some(10_485_760.0));
         assert_eq!(parse_metrics("garbage").resident_bytes, None);
     }

@@ -98,6 +98,48 @@ async fn clients_lost_behind_a_cut_link_are_evicted_in_time_and_the_namespace_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_evict_blackhole_counts_every_vanished_client_and_none_reads_past_the_cut() {
+    let (_server, url) = server_on_all_addresses(Config {
+        rate_per_second: 0,
+        ..fast_heartbeat()
+    });
+    let mut command = roomcast();
+    command.env("ROOMCAST_URL", &url).args([
+        "bench",
+        "evict",
+        "--mode",
+        "blackhole",
+        "--live",
+        "20",
+        "--silent",
+        "10",
+        "--rooms",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    let output = assert(command).await.success();
+    let output = output.get_output();
+    let result = &json_lines(&output.stdout)[0];
+    assert_eq!(result["mode"], "blackhole", "{result}");
+    let e = &result["evictions"];
+    assert_eq!(
+        (e["in_time"].as_u64(), e["not_evicted"].as_u64()),
+        (Some(10), Some(0)),
+        "every vanished client was evicted in the bound, read from /metrics: {result}"
+    );
+    // The live members kept receiving while the silent ones read nothing: the link was cut.
+    assert!(result["with"]["delivered"].as_u64() > Some(0), "{result}");
+    assert_eq!(result["silent_received_after_cut"], 0, "{result}");
+    assert_eq!(result["with"]["lost"], 0, "{result}");
+    let (namespace, link) = announced(&output.stderr);
+    gone(&namespace, &link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_heartbeat_fails_a_three_second_expectation_with_3() {
     let config = Config {
         ping_interval: Duration::from_secs(30),

@@ -12,6 +12,11 @@
 //! of them leaves with a close of their own as long after connecting as the silent ones were
 //! evicted (their median). Its p99 against the silent trial's is what the evictions
 //! themselves cost the live members.
+//!
+//! `--mode blackhole` makes the silent clients vanish instead: their network is cut once they
+//! have joined, as a dropped connection's would be (see [`blackhole`]).
+
+mod blackhole;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -46,6 +51,16 @@ pub struct EvictArgs {
     /// Silent clients that join the same rooms and never answer a ping.
     #[arg(long, env = "ROOMCAST_BENCH_SILENT", default_value_t = 5000)]
     pub silent: usize,
+    /// How the silent clients are silent: nopong (they read every message, never answer a
+    /// ping) or blackhole (their network is cut once they joined: root only, and the server
+    /// must listen on all addresses, --host 0.0.0.0).
+    #[arg(
+        long,
+        env = "ROOMCAST_BENCH_EVICT_MODE",
+        value_enum,
+        default_value = "nopong"
+    )]
+    pub mode: Mode,
     /// Rooms.
     #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 50)]
     pub rooms: usize,
@@ -80,6 +95,12 @@ impl TryFrom<EvictArgs> for EvictConfig {
                 "--rooms and --silent must be at least 1, with at least one live member per room",
             ));
         }
+        if !matches!(args.mode, Mode::Nopong | Mode::Blackhole) {
+            return Err(Usage::err(format!(
+                "bench evict --mode takes nopong or blackhole, not {}",
+                args.mode.name()
+            )));
+        }
         check_connections(args.live + args.silent)?;
         Ok(Self(args))
     }
@@ -103,6 +124,8 @@ struct Evictions {
 #[derive(Debug, Serialize)]
 struct EvictResult {
     kind: &'static str,
+    /// How the silent clients were silent (`--mode`).
+    mode: &'static str,
     live: usize,
     silent: usize,
     rooms: usize,
@@ -113,6 +136,10 @@ struct EvictResult {
     bound_min_ms: f64,
     bound_max_ms: f64,
     evictions: Evictions,
+    /// `--mode blackhole`: chat messages the silent clients read once their link was cut (it
+    /// must be 0, or the cut did not hold; the run then fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silent_received_after_cut: Option<u64>,
     /// Live members alone.
     without: Trial,
     /// Live members from the moment every silent client is connected until the last is owed
@@ -179,18 +206,42 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         })
         .collect();
     let (live_nodes, silent_nodes) = (crowd.nodes(), spread.counts());
+    let blackhole = match args.mode {
+        Mode::Blackhole => {
+            let hole = blackhole::Blackhole::open().await?;
+            ctx.status(format!("evict: {}", hole.describe()));
+            Some(hole)
+        }
+        _ => None,
+    };
     let (connected, all_connected) = connected_signal();
-    let (with, silent) = tokio::join!(
+    let batch = args.concurrency.max(1);
+    let silence = async {
+        match &blackhole {
+            Some(hole) => hole
+                .haunt(
+                    &ctx.api,
+                    silent_urls.clone(),
+                    batch,
+                    beat.give_up_after(),
+                    (min, max),
+                    connected,
+                )
+                .await
+                .map(|v| (v.evictions, Some(v.received_after_cut))),
+            None => haunt(silent_urls.clone(), batch, beat.give_up_after(), connected)
+                .await
+                .map(|silent| (judge(&silent, min, max), None)),
+        }
+    };
+    let (with, evictions) = tokio::join!(
         crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
-        haunt(
-            silent_urls.clone(),
-            args.concurrency.max(1),
-            beat.give_up_after(),
-            connected
-        ),
+        silence,
     );
-    let silent = silent?;
-    let evictions = judge(&silent, min, max);
+    if let Some(hole) = blackhole {
+        hole.remove().await;
+    }
+    let (evictions, received_after_cut) = evictions?;
     let leave_after = Duration::from_secs_f64(evictions.after.p50_ms.max(0.0) / 1e3);
     ctx.status(format!(
         "evict: live p99 {:.2}ms with them; control: {} answering clients that leave after {}",
@@ -205,8 +256,11 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     );
     crowd.close();
     answering?;
-    let failed =
-        evictions.in_time < args.silent || with.lost > 0 || without.lost > 0 || control.lost > 0;
+    let failed = evictions.in_time < args.silent
+        || with.lost > 0
+        || without.lost > 0
+        || control.lost > 0
+        || received_after_cut.is_some_and(|n| n > 0);
     let change = |from: &Trial| {
         (from.latency.p99_ms > 0.0)
             .then(|| ((with.latency.p99_ms / from.latency.p99_ms - 1.0) * 1000.0).round() / 1000.0)
@@ -214,6 +268,7 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     let (p99_change, p99_change_vs_control) = (change(&without), change(&control));
     let result = EvictResult {
         kind: "evict",
+        mode: args.mode.name(),
         live: shape.rooms * shape.members,
         silent: args.silent,
         rooms: args.rooms,
@@ -223,6 +278,7 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         bound_min_ms: units::millis(min),
         bound_max_ms: units::millis(max),
         evictions,
+        silent_received_after_cut: received_after_cut,
         without,
         with,
         control,
@@ -377,8 +433,9 @@ fn print<W: Write>(out: &mut W, result: &EvictResult, json: bool) -> Result<()> 
     let e = &result.evictions;
     writeln!(
         out,
-        "evict: {} silent among {} live in {} rooms ({} msg/s each); heartbeat {} + {}",
+        "evict: {} silent ({}) among {} live in {} rooms ({} msg/s each); heartbeat {} + {}",
         result.silent,
+        result.mode,
         result.live,
         result.rooms,
         result.rate_per_room,
@@ -396,6 +453,12 @@ fn print<W: Write>(out: &mut W, result: &EvictResult, json: bool) -> Result<()> 
         e.not_evicted,
         e.after.human()
     )?;
+    if let Some(n) = result.silent_received_after_cut {
+        writeln!(
+            out,
+            "  silent: {n} messages read after their link was cut (0 expected)"
+        )?;
+    }
     writeln!(
         out,
         "  live alone:        {}",
