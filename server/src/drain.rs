@@ -5,6 +5,7 @@
 //! Each session waits on one wave's token, chosen by its id, so a wave closes about
 //! `1 / waves` of the sessions and firing it costs time in proportion to those sessions only.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -32,6 +33,10 @@ pub const CLOSE_HANDSHAKE_ALLOWANCE: Duration = Duration::from_secs(2);
 pub(crate) struct Drain {
     window: Duration,
     waves: Vec<CancellationToken>,
+    /// Set when the wave of the same index fires, before its token is cancelled: what a
+    /// session's loop reads every turn, one atomic load where the token's own check takes a
+    /// mutex shared by the wave ([`Drain::fired`]).
+    fired: Vec<AtomicBool>,
 }
 
 impl Drain {
@@ -43,14 +48,25 @@ impl Drain {
         Self {
             window,
             waves: (0..count).map(|_| CancellationToken::new()).collect(),
+            fired: (0..count).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
     /// Completes when session `id` must close for shutdown. Sessions with consecutive ids are
     /// in consecutive waves, so every wave holds about the same share.
     pub(crate) fn signal(&self, id: SessionId) -> WaitForCancellationFutureOwned {
-        let wave = usize::try_from(id).unwrap_or(0) % self.waves.len();
-        self.waves[wave].clone().cancelled_owned()
+        self.waves[self.wave_of(id)].clone().cancelled_owned()
+    }
+
+    /// Whether session `id`'s wave has fired. A loop that polled [`Drain::signal`]'s future
+    /// once (so the wave's firing wakes it) can read this on later turns instead of polling
+    /// the future again: the flag is set before the wake.
+    pub(crate) fn fired(&self, id: SessionId) -> bool {
+        self.fired[self.wave_of(id)].load(Ordering::Acquire)
+    }
+
+    fn wave_of(&self, id: SessionId) -> usize {
+        usize::try_from(id).unwrap_or(0) % self.waves.len()
     }
 
     /// Fires the waves: the first at once, the others evenly over the window, so the last fires
@@ -64,8 +80,9 @@ impl Drain {
             waves = count,
             "draining: closing sessions with 1001 in waves"
         );
-        for (index, wave) in (0..count).zip(&self.waves) {
+        for ((index, wave), fired) in (0..count).zip(&self.waves).zip(&self.fired) {
             tokio::time::sleep_until(started + self.window * index / count).await;
+            fired.store(true, Ordering::Release);
             wave.cancel();
         }
         info!(sessions = sessions(), "draining: every wave has fired");
