@@ -58,11 +58,11 @@ impl Drain {
         self.waves[self.wave_of(id)].clone().cancelled_owned()
     }
 
-    /// Whether session `id`'s wave has fired. A loop that polled [`Drain::signal`]'s future
-    /// once (so the wave's firing wakes it) can read this on later turns instead of polling
-    /// the future again: the flag is set before the wake.
-    pub(crate) fn fired(&self, id: SessionId) -> bool {
-        self.fired[self.wave_of(id)].load(Ordering::Acquire)
+    /// True (with `Acquire`) once session `id`'s wave has fired. A loop that polled
+    /// [`Drain::signal`]'s future once (so the wave's firing wakes it) can read this on later
+    /// turns instead of polling the future again: the flag is set before the wake.
+    pub(crate) fn fired_flag(&self, id: SessionId) -> &AtomicBool {
+        &self.fired[self.wave_of(id)]
     }
 
     fn wave_of(&self, id: SessionId) -> usize {
