@@ -119,8 +119,7 @@ fn push_json_str(out: &mut Vec<u8>, value: &str) {
 }
 
 /// Whether `bytes` hold nothing `serde_json` escapes: no quote, no backslash, no control
-/// character below 0x20. Checked 16 bytes at a time with no early exit inside a block, which the
-/// compiler turns into vector compares.
+/// character below 0x20. Checked 16 bytes at a time, without an early exit inside a block.
 fn needs_no_escape(bytes: &[u8]) -> bool {
     fn plain(b: u8) -> bool {
         b >= 0x20 && b != b'"' && b != b'\\'
