@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use hdrhistogram::Histogram;
 use roomcast_protocol::CloseCode;
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
@@ -119,6 +120,32 @@ struct Evictions {
     not_evicted: usize,
     /// Time from connecting to the close, for the evicted ones.
     after: LatencySummary,
+}
+
+impl Evictions {
+    /// Counts one heartbeat eviction that came between `shortest` and `longest` after the
+    /// client last spoke: early, late or in time against the window `[min, max]`, and
+    /// `shortest` into `after`.
+    fn count(
+        &mut self,
+        after: &mut Histogram<u64>,
+        shortest: Duration,
+        longest: Duration,
+        (min, max): (Duration, Duration),
+    ) {
+        after.saturating_record(
+            u64::try_from(shortest.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        if longest < min {
+            self.early += 1;
+        } else if shortest > max {
+            self.late += 1;
+        } else {
+            self.in_time += 1;
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -396,19 +423,7 @@ fn judge(silent: &[Extra], min: Duration, max: Duration) -> Evictions {
         match client.member.close() {
             Some((code, at)) if code == timeout_code => {
                 // Benefit of the doubt both ways: the batch's span bounds its last word.
-                let (shortest, longest) = (at - last, at - first);
-                after.saturating_record(
-                    u64::try_from(shortest.as_micros())
-                        .unwrap_or(u64::MAX)
-                        .max(1),
-                );
-                if longest < min {
-                    evictions.early += 1;
-                } else if shortest > max {
-                    evictions.late += 1;
-                } else {
-                    evictions.in_time += 1;
-                }
+                evictions.count(&mut after, at - last, at - first, (min, max));
             }
             Some(_) => evictions.wrong_code += 1,
             None if client

@@ -225,7 +225,7 @@ fn judge(
     batches: &[Batch],
     counts: &[Count],
     clients: usize,
-    (min, max): (Duration, Duration),
+    bounds: (Duration, Duration),
 ) -> Evictions {
     let mut evictions = Evictions::default();
     let mut after = histogram();
@@ -248,20 +248,12 @@ fn judge(
             }
             // Benefit of the doubt both ways: the eviction came between the two polls, and the
             // batch's span bounds the client's last word.
-            let shortest = earlier.at.saturating_duration_since(batch.last);
-            let longest = later.at.saturating_duration_since(batch.first);
-            after.saturating_record(
-                u64::try_from(later.at.saturating_duration_since(batch.last).as_micros())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
+            evictions.count(
+                &mut after,
+                earlier.at.saturating_duration_since(batch.last),
+                later.at.saturating_duration_since(batch.first),
+                bounds,
             );
-            if longest < min {
-                evictions.early += 1;
-            } else if shortest > max {
-                evictions.late += 1;
-            } else {
-                evictions.in_time += 1;
-            }
         }
     }
     evictions.not_evicted = clients.saturating_sub(judged);
