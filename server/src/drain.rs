@@ -35,7 +35,7 @@ pub(crate) struct Drain {
     waves: Vec<CancellationToken>,
     /// Set when the wave of the same index fires, before its token is cancelled: what a
     /// session's loop reads every turn, one atomic load where the token's own check takes a
-    /// mutex shared by the wave ([`Drain::fired`]).
+    /// mutex shared by the wave ([`Drain::fired_flag`]).
     fired: Vec<AtomicBool>,
 }
 
