@@ -8,7 +8,7 @@
 //! `--mode blackhole` runs its clients in a network namespace (root only: exit 1 saying so
 //! otherwise) and removes it at the end, on error and on Ctrl-C; see [`blackhole`].
 
-mod blackhole;
+pub(crate) mod blackhole;
 mod report;
 
 use std::sync::Arc;

@@ -27,7 +27,7 @@ use url::{Host, Url};
 /// A session's first read buffer: a 101 head is about 200 bytes. The usual 8 KiB cost 150 MB
 /// of fresh, page-faulted memory over 18,000 sessions, a tenth of the generator's CPU; the
 /// buffer still doubles for a larger frame (or a longer head).
-const HEAD_BUFFER_BYTES: usize = 1024;
+pub const HEAD_BUFFER_BYTES: usize = 1024;
 
 /// Addresses in 127.0.0.0/8 a session may bind, skipping the network (127.0.0.0) and the
 /// broadcast address (127.255.255.255).

@@ -61,7 +61,7 @@ pub struct EvictArgs {
         value_enum,
         default_value = "nopong"
     )]
-    pub mode: Mode,
+    pub mode: Silence,
     /// Rooms.
     #[arg(long, short = 'r', env = "ROOMCAST_BENCH_ROOMS", default_value_t = 50)]
     pub rooms: usize,
@@ -83,6 +83,26 @@ pub struct EvictArgs {
     pub server_pid: Option<u32>,
 }
 
+/// How `bench evict`'s silent clients are silent (`--mode`): the two of dead-clients' modes
+/// whose clients never answer a ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Silence {
+    /// They read every message and never answer a ping.
+    Nopong,
+    /// Their network is cut once they joined (a network namespace; root only).
+    Blackhole,
+}
+
+impl Silence {
+    /// The mode's command-line name.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Nopong => Mode::Nopong.name(),
+            Self::Blackhole => Mode::Blackhole.name(),
+        }
+    }
+}
+
 /// `bench evict`, validated.
 #[derive(Debug)]
 pub struct EvictConfig(EvictArgs);
@@ -95,12 +115,6 @@ impl TryFrom<EvictArgs> for EvictConfig {
             return Err(Usage::err(
                 "--rooms and --silent must be at least 1, with at least one live member per room",
             ));
-        }
-        if !matches!(args.mode, Mode::Nopong | Mode::Blackhole) {
-            return Err(Usage::err(format!(
-                "bench evict --mode takes nopong or blackhole, not {}",
-                args.mode.name()
-            )));
         }
         check_connections(args.live + args.silent)?;
         Ok(Self(args))
@@ -234,28 +248,28 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
         .collect();
     let (live_nodes, silent_nodes) = (crowd.nodes(), spread.counts());
     let blackhole = match args.mode {
-        Mode::Blackhole => {
+        Silence::Blackhole => {
             let hole = blackhole::Blackhole::open().await?;
-            ctx.status(format!("evict: {}", hole.describe()));
+            ctx.status(format!("evict: blackhole clients in {}", hole.describe()));
             Some(hole)
         }
-        _ => None,
+        Silence::Nopong => None,
     };
     let (connected, all_connected) = connected_signal();
     let batch = args.concurrency.max(1);
     let silence = async {
         match &blackhole {
-            Some(hole) => hole
-                .haunt(
-                    &ctx.api,
-                    silent_urls.clone(),
-                    batch,
-                    beat.give_up_after(),
-                    (min, max),
-                    connected,
-                )
-                .await
-                .map(|v| (v.evictions, Some(v.received_after_cut))),
+            Some(hole) => blackhole::haunt(
+                hole,
+                &ctx.api,
+                silent_urls.clone(),
+                batch,
+                beat.give_up_after(),
+                (min, max),
+                connected,
+            )
+            .await
+            .map(|v| (v.evictions, Some(v.received_after_cut))),
             None => haunt(silent_urls.clone(), batch, beat.give_up_after(), connected)
                 .await
                 .map(|silent| (judge(&silent, min, max), None)),
@@ -279,7 +293,7 @@ pub async fn run(ctx: &Ctx, EvictConfig(args): EvictConfig) -> Result<Code> {
     let (connected, all_connected) = connected_signal();
     let (control, answering) = tokio::join!(
         crowd.trial_after(Pace::Rate(args.rate), all_connected, beat.give_up_after()),
-        visit(silent_urls, args.concurrency.max(1), leave_after, connected),
+        visit(silent_urls, batch, leave_after, connected),
     );
     crowd.close();
     answering?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use roomcast_netns::Netns;
 use roomcast_protocol::UserName;
+use tokio::net::TcpStream;
 use url::Url;
 
 use crate::load::ghost::{Ghost, GhostPlan};
@@ -50,6 +51,15 @@ impl Blackhole {
         plan: GhostPlan,
         timeout: Duration,
     ) -> Result<Ghost> {
+        let (stream, url) = self.dial(socket_url, timeout).await?;
+        Ghost::upgrade(stream, &url, user, plan, timeout)
+            .await
+            .map_err(|e| wire::into_cli(e, "opening a blackhole client"))
+    }
+
+    /// A TCP connection made from the namespace to `socket_url`'s port on the host end of the
+    /// link, and the URL rewritten to that address (for the upgrade's `Host`).
+    pub async fn dial(&self, socket_url: &Url, timeout: Duration) -> Result<(TcpStream, Url)> {
         let port = socket_url.port_or_known_default().unwrap_or(80);
         let host = IpAddr::V4(self.netns.host_addr());
         let mut url = socket_url.clone();
@@ -65,9 +75,7 @@ impl Blackhole {
                      namespace: is it listening on all addresses (--host 0.0.0.0)?"
                 )
             })?;
-        Ghost::upgrade(stream, &url, user, plan, timeout)
-            .await
-            .map_err(|e| wire::into_cli(e, "opening a blackhole client"))
+        Ok((stream, url))
     }
 
     /// Cuts the link: from now on nothing reaches the ghosts and nothing they send arrives.

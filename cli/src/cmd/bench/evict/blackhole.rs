@@ -15,15 +15,13 @@
 //! passes; what the matching cannot see is an early eviction paired off against a late one,
 //! which the default mode, reading each client's own close, does.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::future::try_join_all;
-use roomcast_netns::Netns;
-use roomcast_protocol::raw::upgrade;
+use roomcast_protocol::raw::{RawSocket, upgrade};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use url::Url;
@@ -31,6 +29,8 @@ use url::Url;
 use super::super::member::{Member, MemberSocket, Role, Shared, receive};
 use super::Evictions;
 use crate::api::{Api, MetricsSample};
+pub(super) use crate::cmd::dead_clients::blackhole::Blackhole;
+use crate::load::handshake::HEAD_BUFFER_BYTES;
 use crate::load::latency::{LatencySummary, histogram};
 
 /// How often the server's eviction counters are read while the silent clients wait.
@@ -38,15 +38,6 @@ const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// How long one client's connection and upgrade may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A session's first read buffer (a 101 head is about 200 bytes).
-const HEAD_BUFFER_BYTES: usize = 1024;
-
-/// The namespace the silent clients live in; removed by [`Blackhole::remove`] (or, if the run
-/// is killed, by the next run that makes one).
-pub(super) struct Blackhole {
-    netns: Netns,
-}
 
 /// One handshake batch: when it started and ended, and how many clients it opened.
 struct Batch {
@@ -71,141 +62,98 @@ struct Count {
     other: u64,
 }
 
-impl Blackhole {
-    /// Creates the namespace and its link; fails saying what is missing (usually root).
-    pub(super) async fn open() -> Result<Self> {
-        let netns = Netns::create().await.context(
-            "bench evict --mode blackhole runs its silent clients in a network namespace and \
-             could not make one (it needs root)",
-        )?;
-        Ok(Self { netns })
-    }
-
-    /// The namespace and its link, for the status line.
-    pub(super) fn describe(&self) -> String {
-        format!(
-            "blackhole clients in namespace {} linked by {} to host {}",
-            self.netns.name(),
-            self.netns.host_link(),
-            self.netns.host_addr()
-        )
-    }
-
-    /// Opens a silent client per URL from inside the namespace (dialling the host end of the
-    /// link on the URL's port), cuts the link, says so on `connected`, and reads the server's
-    /// evictions until every client is counted or `within` has passed.
-    pub(super) async fn haunt(
-        &self,
-        api: &Api,
-        urls: Vec<Url>,
-        batch: usize,
-        within: Duration,
-        bounds: (Duration, Duration),
-        connected: oneshot::Sender<()>,
-    ) -> Result<Vanished> {
-        let before = counters(&api.metrics().await?);
-        let shared = Arc::new(Shared::default());
-        let (stop, stopped) = watch::channel(false);
-        let mut batches = Vec::new();
-        let mut members = Vec::with_capacity(urls.len());
-        for chunk in urls.chunks(batch.max(1)) {
-            let first = Instant::now();
-            let sockets = try_join_all(chunk.iter().map(|url| self.dial(url))).await?;
-            let last = Instant::now();
-            batches.push(Batch {
-                first,
-                last,
-                clients: sockets.len(),
-            });
-            for (task_no, socket) in sockets.into_iter().enumerate() {
-                let member = Arc::new(Member::default());
-                members.push(member.clone());
-                tokio::spawn(receive(
-                    MemberSocket::from(socket),
-                    member,
-                    shared.clone(),
-                    task_no,
-                    Role::Silent,
-                    stopped.clone(),
-                ));
-            }
+/// Opens a silent client per URL from inside `hole`'s namespace (dialling the host end of the
+/// link on the URL's port), cuts the link, says so on `connected`, and reads the server's
+/// evictions until every client is counted or `within` has passed.
+pub(super) async fn haunt(
+    hole: &Blackhole,
+    api: &Api,
+    urls: Vec<Url>,
+    batch: usize,
+    within: Duration,
+    bounds: (Duration, Duration),
+    connected: oneshot::Sender<()>,
+) -> Result<Vanished> {
+    let before = counters(&api.metrics().await?);
+    let shared = Arc::new(Shared::default());
+    let (stop, stopped) = watch::channel(false);
+    let mut batches = Vec::new();
+    let mut members = Vec::with_capacity(urls.len());
+    for chunk in urls.chunks(batch.max(1)) {
+        let first = Instant::now();
+        let sockets = try_join_all(chunk.iter().map(|url| dial(hole, url))).await?;
+        let last = Instant::now();
+        batches.push(Batch {
+            first,
+            last,
+            clients: sockets.len(),
+        });
+        for (task_no, socket) in sockets.into_iter().enumerate() {
+            let member = Arc::new(Member::default());
+            members.push(member.clone());
+            tokio::spawn(receive(
+                MemberSocket::from(socket),
+                member,
+                shared.clone(),
+                task_no,
+                Role::Silent,
+                stopped.clone(),
+            ));
         }
-        self.netns
-            .cut()
-            .await
-            .context("cutting the silent clients' link")?;
-        let _told = connected.send(());
-        let deadline = Instant::now() + within;
-        let mut counts = vec![Count {
-            at: Instant::now(),
-            timeout: 0,
-            other: 0,
-        }];
-        let received = || -> u64 {
-            members
-                .iter()
-                .map(|m| m.received.load(Ordering::Relaxed))
-                .sum()
-        };
-        // Frames already on their way when the link was cut may still be read: count from the
-        // first poll on, a poll interval later.
-        let mut received_at_cut = None;
-        let mut ticks = tokio::time::interval(POLL_EVERY);
+    }
+    hole.cut().await?;
+    let _told = connected.send(());
+    let deadline = Instant::now() + within;
+    let mut counts = vec![Count {
+        at: Instant::now(),
+        timeout: 0,
+        other: 0,
+    }];
+    let received = || -> u64 {
+        members
+            .iter()
+            .map(|m| m.received.load(Ordering::Relaxed))
+            .sum()
+    };
+    // Frames already on their way when the link was cut may still be read: count from the
+    // first poll on, a poll interval later.
+    let mut received_at_cut = None;
+    let mut ticks = tokio::time::interval(POLL_EVERY);
+    ticks.tick().await;
+    while Instant::now() < deadline {
         ticks.tick().await;
-        while Instant::now() < deadline {
-            ticks.tick().await;
-            received_at_cut.get_or_insert_with(received);
-            let now = counters(&api.metrics().await?);
-            let count = Count {
-                at: Instant::now(),
-                timeout: now.0.saturating_sub(before.0),
-                other: now.1.saturating_sub(before.1),
-            };
-            counts.push(count);
-            if usize::try_from(count.timeout + count.other).unwrap_or(usize::MAX) >= urls.len() {
-                break;
-            }
+        received_at_cut.get_or_insert_with(received);
+        let now = counters(&api.metrics().await?);
+        let count = Count {
+            at: Instant::now(),
+            timeout: now.0.saturating_sub(before.0),
+            other: now.1.saturating_sub(before.1),
+        };
+        counts.push(count);
+        if usize::try_from(count.timeout + count.other).unwrap_or(usize::MAX) >= urls.len() {
+            break;
         }
-        let received_after_cut = received().saturating_sub(received_at_cut.unwrap_or(0));
-        let _stopped = stop.send(true);
-        Ok(Vanished {
-            evictions: judge(&batches, &counts, urls.len(), bounds),
-            received_after_cut,
-        })
     }
+    let received_after_cut = received().saturating_sub(received_at_cut.unwrap_or(0));
+    let _stopped = stop.send(true);
+    Ok(Vanished {
+        evictions: judge(&batches, &counts, urls.len(), bounds),
+        received_after_cut,
+    })
+}
 
-    /// One silent client: its TCP connection made inside the namespace, then its upgrade.
-    async fn dial(&self, url: &Url) -> Result<roomcast_protocol::raw::RawSocket> {
-        let host = IpAddr::V4(self.netns.host_addr());
-        let port = url.port_or_known_default().unwrap_or(80);
-        let mut url = url.clone();
-        url.set_ip_host(host)
-            .map_err(|()| anyhow::anyhow!("{url} cannot take an IP host"))?;
-        let stream = self
-            .netns
-            .connect(SocketAddr::new(host, port), CONNECT_TIMEOUT)
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to {host}:{port} from the namespace: is the server listening on \
-                     all addresses (--host 0.0.0.0)?"
-                )
-            })?;
-        let request = upgrade::request(&url, None);
-        let shown = roomcast_protocol::redact::redacted(&url).to_string();
-        let socket = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            upgrade::finish(stream, &request, &shown, HEAD_BUFFER_BYTES),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("{shown}: no upgrade answer within {CONNECT_TIMEOUT:?}"))??;
-        Ok(socket)
-    }
-
-    /// Removes the namespace and its link (the clients' sockets go with it).
-    pub(super) async fn remove(self) {
-        self.netns.remove().await;
-    }
+/// One silent client: its TCP connection made inside the namespace, then its upgrade.
+async fn dial(hole: &Blackhole, url: &Url) -> Result<RawSocket> {
+    let (stream, url) = hole.dial(url, CONNECT_TIMEOUT).await?;
+    let request = upgrade::request(&url, None);
+    let shown = roomcast_protocol::redact::redacted(&url).to_string();
+    let socket = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        upgrade::finish(stream, &request, &shown, HEAD_BUFFER_BYTES),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("{shown}: no upgrade answer within {CONNECT_TIMEOUT:?}"))??;
+    Ok(socket)
 }
 
 /// `(timeout evictions, other evictions)` in a `/metrics` sample (0 when absent).
