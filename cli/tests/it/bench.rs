@@ -120,6 +120,8 @@ async fn a_search_reports_every_trial_and_a_light_one() {
         "200ms",
         "--warmup",
         "50ms",
+        "--tick",
+        "5ms",
         "--json",
     ]);
     let output = assert(command).await.get_output().clone();
@@ -135,7 +137,10 @@ async fn a_search_reports_every_trial_and_a_light_one() {
             .iter()
             .all(|t| t["pace"] == "rate" && t["passed"].is_boolean())
     );
+    assert!(trials.iter().all(|t| t["tick_ms"] == 5.0), "{result}");
     assert_eq!(result["light"]["pace"], "rate");
+    // The light trial measures latency with the finest tick, not in 5 ms bursts.
+    assert_eq!(result["light"]["tick_ms"], 1.0, "{result}");
     assert_eq!(result["p99_under_ms"], 100.0);
 }
 

@@ -250,6 +250,11 @@ impl Crowd {
         bail!("some members never received their room's messages after {BARRIER_ROUNDS} rounds")
     }
 
+    /// Sets the time between two rounds of publisher writes for the trials that follow.
+    pub fn set_tick(&mut self, tick: Duration) {
+        self.driver.tick = tick;
+    }
+
     /// Publishes at `pace` for `warmup` + `duration`, measuring the last `duration`; then
     /// waits (bounded) for every message in flight and counts what never arrived.
     pub async fn trial(&mut self, pace: Pace, warmup: Duration, duration: Duration) -> Trial {
@@ -310,6 +315,7 @@ impl Crowd {
             refused: self.refused() - refused_before,
             closed_by_server: self.ended() - ended_before,
             backlogged_ticks: self.driver.backlogged - backlogged_before,
+            tick_ms: Some(units::millis(self.driver.tick)),
             latency: LatencySummary::of(&self.shared.latency.merged()),
             generator_cores,
             server_cores,
@@ -349,6 +355,7 @@ impl Crowd {
             refused: self.refused() - refused_before,
             closed_by_server: self.ended() - ended_before,
             backlogged_ticks: 0,
+            tick_ms: None,
             latency: LatencySummary::of(&self.shared.latency.merged()),
             generator_cores,
             server_cores,

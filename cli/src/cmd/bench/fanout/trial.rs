@@ -31,6 +31,10 @@ pub struct Trial {
     pub closed_by_server: u64,
     /// Publisher ticks skipped because the server was not reading (open loop only).
     pub backlogged_ticks: u64,
+    /// Time between two rounds of publisher writes in this trial, milliseconds (none for a
+    /// burst, which is written at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick_ms: Option<f64>,
     /// From the publisher stamping a sampled message to a member's read returning it.
     pub latency: LatencySummary,
     /// Cores the load generator used during the measured window.
