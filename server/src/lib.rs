@@ -84,6 +84,21 @@ pub use roomcast_protocol::{Broadcast, HistoryPage, PublishReceipt, RoomList, Ro
 pub use routes::router;
 pub use state::AppState;
 
+/// What `roomcast-server` gives tokio's `runtime::Builder::event_interval`; a program that runs
+/// [`run`] on a runtime of its own should set the same. It is how many task polls a busy worker
+/// makes between two looks at socket readiness and timers (tokio's default: 61). When the
+/// runtime runs out of tasks it looks at once, so an idle or lightly loaded server is not
+/// affected; under full load, a readiness change waits at most this many polls (about 3 ms at
+/// 6 µs a poll).
+///
+/// Why 512: a busy big room is served much faster. One room of 1,000 members at 6,000
+/// messages/s on one core (`docs/BENCHMARKS.md`, "The runtime's event interval"): p50 8.6-10.9 ms
+/// and p99 26-39 ms with 61 or 128; 4.2-5.3 ms and 8.8-12.6 ms with 256 to 1,000. The likely
+/// cause, which we measured as an effect and did not trace inside tokio: with a short interval
+/// the publisher's session runs every few dozen member turns, and each of its publishes wakes
+/// again the members already served, which then queue ahead of those still waiting.
+pub const RUNTIME_EVENT_INTERVAL: u32 = 512;
+
 /// Serves `router` (the one [`router`] builds, perhaps with routes of your own added) on
 /// `listener` until `stop` is cancelled. WebSocket sessions need this accept loop, not
 /// `axum::serve`: a session takes over the bare TCP socket hyper was given here (to write

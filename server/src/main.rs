@@ -5,27 +5,15 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use roomcast_server::{Config, run};
+use roomcast_server::{Config, RUNTIME_EVENT_INTERVAL, run};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-/// Scheduler ticks (task polls) between two looks at the sockets' readiness and the timers
-/// while tasks keep the runtime busy; tokio's default is 61. A busy big room ran much faster
-/// with a longer interval (1 room x 1,000 members at 6,000 messages/s, one core: p50 8.6-10.7 ms
-/// and p99 26-39 ms with 61 or 128; 4.2-5.3 ms and 9.2-12.6 ms with 256 to 1,000; at 8,500/s
-/// p50 22.9 -> 6.3 ms, p99 72 -> 21 ms; `docs/BENCHMARKS.md`). With a short interval the
-/// publisher's session is polled every few dozen member turns, and each of its publishes
-/// re-wakes the members already served, so members go round the run queue unevenly; we
-/// measured the effect, not tokio's queues. Idle or lightly loaded, the runtime looks at the
-/// sockets whenever it runs out of tasks, so this changes nothing there: under full load, a
-/// readiness change waits at most this many polls (about 3 ms at 6 µs a poll).
-const EVENT_INTERVAL: u32 = 512;
-
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .event_interval(EVENT_INTERVAL)
+        .event_interval(RUNTIME_EVENT_INTERVAL)
         .build();
     match runtime {
         Ok(runtime) => runtime.block_on(serve()),
