@@ -3,7 +3,7 @@
 //! (`access/tokens`), room patterns (`access/patterns`), browser origins (`access/origins`)
 //! and sessions per client IP (`access/per_ip`).
 //!
-//! A refusal names the rule that failed ([`Refusal::rule`]) and says nothing about the room:
+//! A refusal names the rule that failed (`Refusal::rule`) and says nothing about the room:
 //! no presence, history or latest state is sent before admission.
 
 mod origins;

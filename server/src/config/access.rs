@@ -80,7 +80,7 @@ pub struct AccessConfig {
     #[arg(long, env = "ROOMCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = super::parse_duration)]
     pub handshake_timeout: Duration,
 
-    /// Turn off GET /chat/<room>/send-test/ (the POC's test view): it answers 404.
+    /// Turn off `GET /chat/<room>/send-test/` (the POC's test view): it answers 404.
     #[arg(long, env = "ROOMCAST_NO_SEND_TEST", default_value_t = false)]
     pub no_send_test: bool,
 }
