@@ -1,6 +1,6 @@
 //! `roomcast`: the command line for a roomcast server.
 //!
-//! `main` parses, calls [`run`], and hands whatever comes back to the one error printer, which
+//! `main` parses, calls [`cmd::run`], and hands whatever comes back to the one error printer, which
 //! also chooses the exit code (0 ok, 1 error, 2 usage, 3 an expectation failed, 4 could not
 //! connect). stdout carries data only (`--json`: one JSON object per line); logs, progress and
 //! errors go to stderr.

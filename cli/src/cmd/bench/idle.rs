@@ -37,6 +37,8 @@ pub struct IdleArgs {
     #[command(flatten)]
     pub population: Population,
     /// The server's PID: read its RSS from /proc/<pid>/status instead of /metrics.
+    // clap prints the doc comment as written in --help, so `<pid>` stays unescaped.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, env = "ROOMCAST_BENCH_SERVER_PID")]
     pub server_pid: Option<u32>,
 }

@@ -3,7 +3,7 @@
 //! The receive path is built so that the load generator does not set the ceiling: each wake-up
 //! reads everything the socket holds into one large buffer shared by all members on the worker
 //! thread (a member keeps only the bytes of a frame cut by a read), and
-//! [`count_frames`](super::count::count_frames) counts frames from their headers. Counters and
+//! [`count_frames`] counts frames from their headers. Counters and
 //! latencies are published once per wake-up, not per message.
 
 use std::cell::RefCell;
