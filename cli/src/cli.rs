@@ -104,9 +104,7 @@ impl GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Publish through the original POC's HTTP route /chat/<room>/send-test/.
-    // The doc comment is clap's --help text, printed as written: `<room>` stays unescaped.
-    #[allow(rustdoc::invalid_html_tags)]
+    /// Publish through the original POC's HTTP route `/chat/<room>/send-test/`.
     SendTest(SendTestArgs),
     /// Publish over WebSocket as a member of the room (from an argument or stdin lines).
     Send(SendArgs),

@@ -36,9 +36,7 @@ pub struct IdleArgs {
     /// The idle sessions to open.
     #[command(flatten)]
     pub population: Population,
-    /// The server's PID: read its RSS from /proc/<pid>/status instead of /metrics.
-    // clap prints the doc comment as written in --help, so `<pid>` stays unescaped.
-    #[allow(rustdoc::invalid_html_tags)]
+    /// The server's PID: read its RSS from `/proc/<pid>/status` instead of `/metrics`.
     #[arg(long, env = "ROOMCAST_BENCH_SERVER_PID")]
     pub server_pid: Option<u32>,
 }
