@@ -29,7 +29,7 @@ mod ring;
 
 pub(crate) use self::relayed::{Delivered, Snapshot};
 use self::ring::{Cursor, Frames, RING_PROTOCOLS, Ring, index_of_protocol};
-pub(crate) use self::ring::{Lagged, Pulled};
+pub(crate) use self::ring::{Lagged, MAX_RUN_BYTES, Pulled};
 
 /// A session's entry in a room.
 #[derive(Debug)]

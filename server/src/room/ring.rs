@@ -11,6 +11,14 @@
 //! the last one has: an idle room holds nothing. A member that falls more than the ring's byte
 //! bound behind loses its place (it is *lagged*) and its session ends as slow, like an outbox
 //! that passed `--max-queue-bytes`.
+//!
+//! *Runs.* The members of a busy room wake together after a publisher's batch and pull the
+//! same slots. The first to pull two or more consecutive messages copies their frames into one
+//! buffer, a run, kept on the slot where it starts; the others take that run with one clone
+//! and write it as one slice. Per message per member that saves a `Bytes` clone and drop and
+//! one slice of the kernel's copy, which at 100 members was a third of the server's time
+//! (`perf`, docs/BENCHMARKS.md). A run goes with its first slot. What runs hold together is
+//! bounded by the ring's byte bound, so a ring holds at most twice that bound.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -22,6 +30,10 @@ use crate::outbox::charge_of;
 
 /// Capacity an emptied ring keeps; a burst's larger allocation is given back.
 const KEPT_CAPACITY: usize = 16;
+
+/// Most bytes of frames one run holds: far more than a batch of chat messages, and a control
+/// frame queued behind a half-written run waits for at most this much.
+pub(crate) const MAX_RUN_BYTES: usize = 64 * 1024;
 
 /// What a slot holds for each protocol among the room's readers when it was appended,
 /// encoded once: [tutorial, typed]. A member reads only slots appended after it joined, so
@@ -49,6 +61,16 @@ struct Slot {
     unread: u32,
     /// What the slot counts against the ring's bound: its largest encoding.
     bytes: usize,
+    /// Per protocol, as in [`Frames`]: this slot's frame and the next ones', back to back.
+    runs: [Option<Run>; 2],
+}
+
+/// Frames of consecutive slots in one buffer, from the slot that holds it up to `end`.
+#[derive(Debug)]
+struct Run {
+    /// Position after its last slot.
+    end: u64,
+    frame: Frame,
 }
 
 impl Slot {
@@ -57,6 +79,15 @@ impl Slot {
         if let Some(except) = &self.except
             && except == user
         {
+            return None;
+        }
+        self.frames[protocol].as_ref()
+    }
+
+    /// Whether every `protocol` reader gets this slot's frame: only such slots join a run
+    /// (presence events skip someone, and tutorial members skip them).
+    fn is_for_all(&self, protocol: usize) -> Option<&Frame> {
+        if self.except.is_some() {
             return None;
         }
         self.frames[protocol].as_ref()
@@ -100,6 +131,8 @@ pub(crate) struct Ring {
     first: u64,
     bytes: usize,
     max_bytes: usize,
+    /// What the slots' runs hold; no run is made that would take it past `max_bytes`.
+    run_bytes: usize,
 }
 
 impl Ring {
@@ -110,6 +143,7 @@ impl Ring {
             first: 0,
             bytes: 0,
             max_bytes,
+            run_bytes: 0,
         }
     }
 
@@ -156,6 +190,7 @@ impl Ring {
             except,
             unread: readers,
             bytes,
+            runs: [None, None],
         });
         let mut dropped = false;
         while self.bytes > self.max_bytes && self.slots.len() > 1 {
@@ -168,6 +203,9 @@ impl Ring {
     fn pop_front(&mut self) {
         if let Some(slot) = self.slots.pop_front() {
             self.bytes -= slot.bytes;
+            for run in slot.runs.iter().flatten() {
+                self.run_bytes -= run.frame.len();
+            }
             self.first += 1;
         }
     }
@@ -229,19 +267,72 @@ impl Ring {
         }
         let protocol = index_of_protocol(protocol);
         let mut pulled = Pulled::default();
-        for slot in self.slots.range_mut(start..end) {
+        let mut at = start;
+        while at < end {
+            if let Some(run_end) = self.run_from(at, end, protocol) {
+                for slot in self.slots.range_mut(at..run_end) {
+                    slot.unread -= 1;
+                }
+                if let Some(run) = &self.slots[at].runs[protocol] {
+                    pulled.frames += run_end - at;
+                    pulled.charged += charge_of(&run.frame);
+                    into.push_back(run.frame.clone());
+                }
+                at = run_end;
+                continue;
+            }
+            let slot = &mut self.slots[at];
             slot.unread -= 1;
             if let Some(frame) = slot.frame_for(protocol, user) {
                 pulled.frames += 1;
                 pulled.charged += charge_of(frame);
                 into.push_back(frame.clone());
             }
+            at += 1;
         }
         cursor.next = Some(self.first + end as u64);
         if start == 0 {
             self.drop_read();
         }
         Ok(pulled)
+    }
+
+    /// The index after the run that starts at slot `at` for `protocol` readers and ends by
+    /// `end`: the one already there, or one made now from the slots up to `end` when two or
+    /// more of them go to every such reader. `None`: read slot `at` alone.
+    fn run_from(&mut self, at: usize, end: usize, protocol: usize) -> Option<usize> {
+        if let Some(run) = &self.slots[at].runs[protocol] {
+            // One that ends past `end` is not used: it would pull more than was asked.
+            let run_end = usize::try_from(run.end - self.first).ok()?;
+            return (run_end <= end).then_some(run_end);
+        }
+        let budget = self
+            .max_bytes
+            .checked_sub(self.run_bytes)?
+            .min(MAX_RUN_BYTES);
+        let mut bytes = 0;
+        let mut run_end = at;
+        for slot in self.slots.range(at..end) {
+            match slot.is_for_all(protocol) {
+                Some(frame) if bytes + frame.len() <= budget => bytes += frame.len(),
+                _ => break,
+            }
+            run_end += 1;
+        }
+        if run_end - at < 2 {
+            return None;
+        }
+        let frames = self
+            .slots
+            .range(at..run_end)
+            .filter_map(|slot| slot.frames[protocol].as_ref());
+        let frame = Frame::back_to_back(frames, bytes);
+        self.run_bytes += frame.len();
+        self.slots[at].runs[protocol] = Some(Run {
+            end: self.first + run_end as u64,
+            frame,
+        });
+        Some(run_end)
     }
 }
 
@@ -311,6 +402,110 @@ mod tests {
             ring.slots.is_empty(),
             "the lagged reader holds nothing back"
         );
+    }
+
+    /// Each entry of `frames` as the texts of the messages it carries.
+    fn entries(frames: &VecDeque<Frame>) -> Vec<Vec<String>> {
+        frames
+            .iter()
+            .map(|frame| texts(&VecDeque::from([frame.clone()])))
+            .collect()
+    }
+
+    #[test]
+    fn members_who_pull_the_same_slots_share_one_run() {
+        let user = UserName::new("ana").expect("valid user");
+        let mut ring = Ring::new(1 << 20);
+        let mut cursors = [ring.cursor(), ring.cursor(), ring.cursor()];
+        for text in ["one", "two", "three"] {
+            ring.append(message(text), None, 3);
+        }
+        let pulls: Vec<VecDeque<Frame>> = cursors
+            .iter_mut()
+            .map(|cursor| {
+                let mut frames = VecDeque::new();
+                let pulled = ring
+                    .pull(cursor, (Protocol::Typed, &user), &mut frames, 10)
+                    .expect("in place");
+                assert_eq!(pulled.frames, 3);
+                frames
+            })
+            .collect();
+        for frames in &pulls {
+            assert_eq!(frames.len(), 1, "one run, not three frames");
+            assert_eq!(texts(frames), ["one", "two", "three"]);
+            assert_eq!(
+                frames[0].as_bytes().as_ptr(),
+                pulls[0][0].as_bytes().as_ptr(),
+                "the same buffer, made once"
+            );
+        }
+        assert!(ring.is_empty(), "every reader passed every slot");
+        assert_eq!(ring.run_bytes, 0, "the run went with its slot");
+    }
+
+    #[test]
+    fn a_run_stops_at_a_presence_event_and_at_the_pull_limit() {
+        let (ana, bob) = (
+            UserName::new("ana").expect("valid user"),
+            UserName::new("bob").expect("valid user"),
+        );
+        let mut ring = Ring::new(1 << 20);
+        let (mut a, mut b, mut c) = (ring.cursor(), ring.cursor(), ring.cursor());
+        ring.append(message("m1"), None, 3);
+        ring.append(message("m2"), None, 3);
+        let event = Frame::text(r#"{"message":"ana left"}"#);
+        ring.append([None, Some(event)], Some(ana.clone()), 3);
+        ring.append(message("m3"), None, 3);
+        ring.append(message("m4"), None, 3);
+        let mut pull = |cursor: &mut Cursor, user: &UserName, max: usize| {
+            let mut frames = VecDeque::new();
+            ring.pull(cursor, (Protocol::Typed, user), &mut frames, max)
+                .expect("in place");
+            entries(&frames)
+        };
+        assert_eq!(
+            pull(&mut b, &bob, 10),
+            [vec!["m1", "m2"], vec!["ana left"], vec!["m3", "m4"]]
+        );
+        assert_eq!(
+            pull(&mut a, &ana, 10),
+            [vec!["m1", "m2"], vec!["m3", "m4"]],
+            "the excepted user skips the event and shares the runs"
+        );
+        // A run that ends past what is asked is not taken.
+        assert_eq!(pull(&mut c, &bob, 1), [vec!["m1"]]);
+        assert_eq!(
+            pull(&mut c, &bob, 10),
+            [vec!["m2"], vec!["ana left"], vec!["m3", "m4"]]
+        );
+    }
+
+    #[test]
+    fn runs_hold_no_more_than_the_ring_bound() {
+        let user = UserName::new("ana").expect("valid user");
+        // Each slot is 17 bytes: three fit, and one run of them.
+        let mut ring = Ring::new(60);
+        let (mut x, mut y, mut z) = (ring.cursor(), ring.cursor(), ring.cursor());
+        for _ in 0..3 {
+            ring.append(message("m"), None, 3);
+        }
+        let pull = |ring: &mut Ring, cursor: &mut Cursor, max: usize| {
+            let mut frames = VecDeque::new();
+            ring.pull(cursor, (Protocol::Typed, &user), &mut frames, max)
+                .expect("in place");
+            frames.len()
+        };
+        assert_eq!(pull(&mut ring, &mut x, 10), 1, "one run");
+        assert_eq!(ring.run_bytes, 51);
+        // y pulls from the second slot, so it would need a run of its own: it does not fit
+        // beside the first one, which z (not read yet) keeps.
+        assert_eq!(pull(&mut ring, &mut y, 1), 1);
+        assert_eq!(pull(&mut ring, &mut y, 10), 2, "frame by frame");
+        assert_eq!(ring.run_bytes, 51, "within the bound");
+        assert_eq!(pull(&mut ring, &mut z, 10), 1, "x's run");
+        assert!(ring.is_empty());
+        assert_eq!(ring.run_bytes, 0, "the run went with its slot");
     }
 
     #[test]

@@ -54,9 +54,10 @@ fn join_since(room: &Room, name: &str, since: Option<&Position>) -> usize {
 pub(super) fn texts_of(frames: &VecDeque<Frame>) -> Vec<String> {
     frames
         .iter()
-        .map(|frame| {
+        .flat_map(Frame::payloads)
+        .map(|payload| {
             let json: serde_json::Value =
-                serde_json::from_slice(frame.payload()).expect("a tutorial frame holds JSON");
+                serde_json::from_slice(payload).expect("a tutorial frame holds JSON");
             json["message"].as_str().unwrap_or_default().to_owned()
         })
         .collect()

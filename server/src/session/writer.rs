@@ -28,6 +28,7 @@ use super::memberships::Memberships;
 use crate::frames::Frame;
 use crate::outbox::charge_of;
 use crate::registry::Membership;
+use crate::room::MAX_RUN_BYTES;
 
 /// Most frames handed to one `writev`. Linux accepts 1024 (`IOV_MAX`); 256 small chat frames
 /// are ~20 KB, enough that the syscall's cost is shared by many frames, and the slices fit in
@@ -112,12 +113,13 @@ impl Writer {
         }
     }
 
-    /// Pulls from the rings while fewer than [`MAX_FRAMES_PER_WRITE`] frames wait (a turn):
-    /// the rest stays in the rings, where a reader that does not keep up is bounded.
+    /// Pulls from the rings while fewer than [`MAX_FRAMES_PER_WRITE`] frames and less than
+    /// [`MAX_RUN_BYTES`] wait (a turn; a ring's run is one frame of many messages): the rest
+    /// stays in the rings, where a reader that does not keep up is bounded.
     pub(super) fn top_up(&mut self, memberships: &Memberships) {
         for membership in memberships.iter() {
             let room_for = MAX_FRAMES_PER_WRITE.saturating_sub(self.frames.len());
-            if room_for == 0 {
+            if room_for == 0 || self.charged >= MAX_RUN_BYTES {
                 return;
             }
             self.pull_from(membership, room_for);
@@ -249,6 +251,59 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+
+    #[tokio::test]
+    async fn turns_that_cannot_write_stop_pulling_and_leave_the_backlog_in_the_ring() {
+        use roomcast_protocol::{RoomName, UserName};
+
+        use crate::relay::Source;
+        use crate::room::{Dispatch, Member};
+        use crate::state::AppState;
+
+        let state = AppState::new(crate::Config::default().validate().expect("valid defaults"));
+        let (room, user) = (
+            RoomName::new("backlog").expect("valid room"),
+            UserName::new("ana").expect("valid user"),
+        );
+        let member = Member::session(user.clone(), crate::frames::Protocol::Tutorial);
+        let membership = state
+            .rooms
+            .join(&room, member, None, None, &mut Vec::new())
+            .expect("join");
+        let text = "m".repeat(1000);
+        for _ in 0..600 {
+            membership
+                .room()
+                .publish(&user, &text, None, Source::Http, Dispatch::Now);
+        }
+        let mut memberships = Memberships::default();
+        memberships.insert(room, membership);
+
+        // Nothing is written in between, as when the socket takes nothing.
+        let mut writer = Writer::new(usize::MAX);
+        writer.top_up(&memberships);
+        let first_turn = writer.charged;
+        assert!(
+            first_turn >= MAX_RUN_BYTES,
+            "a turn took {first_turn} bytes"
+        );
+        writer.top_up(&memberships);
+        assert_eq!(
+            writer.charged, first_turn,
+            "the next turn pulled nothing more"
+        );
+        let mut rest = VecDeque::new();
+        let membership = memberships.iter().next().expect("a membership");
+        let left = membership
+            .room()
+            .pull(membership.key(), &mut rest, usize::MAX)
+            .expect("in place");
+        assert!(
+            left.frames > 300,
+            "{} messages stayed in the ring",
+            left.frames
+        );
+    }
 
     #[tokio::test]
     async fn a_ping_goes_out_right_after_the_half_written_frame_ahead_of_the_queue() {

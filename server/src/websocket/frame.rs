@@ -56,6 +56,20 @@ impl Frame {
         Self(bytes)
     }
 
+    /// Complete frames back to back in one buffer (`bytes` of them in all): a socket is handed
+    /// it as one slice, and the kernel copies one region instead of one per frame. Only for
+    /// writing: [`Frame::payload_len`] means nothing for it.
+    pub(crate) fn back_to_back<'a>(
+        frames: impl IntoIterator<Item = &'a Frame>,
+        bytes: usize,
+    ) -> Self {
+        let mut buffer = Vec::with_capacity(bytes);
+        for frame in frames {
+            buffer.extend_from_slice(frame.as_bytes());
+        }
+        Self(Bytes::from(buffer))
+    }
+
     /// The bytes, shared (for transports that hand them to hyper).
     pub(crate) fn bytes(&self) -> &Bytes {
         &self.0
@@ -130,6 +144,31 @@ impl Frame {
     #[cfg(test)]
     pub(crate) fn payload(&self) -> &[u8] {
         &self.0[self.header_len()..]
+    }
+
+    /// The payload of each frame in it: one, or several for [`Frame::back_to_back`] (for
+    /// tests that decode what members receive).
+    #[cfg(test)]
+    pub(crate) fn payloads(&self) -> Vec<&[u8]> {
+        let mut payloads = Vec::new();
+        let mut rest = &self.0[..];
+        while rest.len() >= 2 {
+            let (header, length) = match rest[1] & 0x7f {
+                126 => (4, usize::from(u16::from_be_bytes([rest[2], rest[3]]))),
+                127 => {
+                    let mut length = [0; 8];
+                    length.copy_from_slice(&rest[2..10]);
+                    (
+                        10,
+                        usize::try_from(u64::from_be_bytes(length)).expect("fits"),
+                    )
+                }
+                short => (2, usize::from(short)),
+            };
+            payloads.push(&rest[header..header + length]);
+            rest = &rest[header + length..];
+        }
+        payloads
     }
 }
 
