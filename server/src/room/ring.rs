@@ -84,9 +84,9 @@ impl Slot {
         self.frames[protocol].as_ref()
     }
 
-    /// Whether every `protocol` reader gets this slot's frame: only such slots join a run
+    /// This slot's frame if every `protocol` reader gets it: only such slots join a run
     /// (presence events skip someone, and tutorial members skip them).
-    fn is_for_all(&self, protocol: usize) -> Option<&Frame> {
+    fn frame_for_all(&self, protocol: usize) -> Option<&Frame> {
         if self.except.is_some() {
             return None;
         }
@@ -313,7 +313,7 @@ impl Ring {
         let mut bytes = 0;
         let mut run_end = at;
         for slot in self.slots.range(at..end) {
-            match slot.is_for_all(protocol) {
+            match slot.frame_for_all(protocol) {
                 Some(frame) if bytes + frame.len() <= budget => bytes += frame.len(),
                 _ => break,
             }
