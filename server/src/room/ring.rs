@@ -269,15 +269,13 @@ impl Ring {
         let mut pulled = Pulled::default();
         let mut at = start;
         while at < end {
-            if let Some(run_end) = self.run_from(at, end, protocol) {
+            if let Some((run_end, run)) = self.run_from(at, end, protocol) {
                 for slot in self.slots.range_mut(at..run_end) {
                     slot.unread -= 1;
                 }
-                if let Some(run) = &self.slots[at].runs[protocol] {
-                    pulled.frames += run_end - at;
-                    pulled.charged += charge_of(&run.frame);
-                    into.push_back(run.frame.clone());
-                }
+                pulled.frames += run_end - at;
+                pulled.charged += charge_of(&run);
+                into.push_back(run);
                 at = run_end;
                 continue;
             }
@@ -297,14 +295,14 @@ impl Ring {
         Ok(pulled)
     }
 
-    /// The index after the run that starts at slot `at` for `protocol` readers and ends by
-    /// `end`: the one already there, or one made now from the slots up to `end` when two or
-    /// more of them go to every such reader. `None`: read slot `at` alone.
-    fn run_from(&mut self, at: usize, end: usize, protocol: usize) -> Option<usize> {
+    /// The run that starts at slot `at` for `protocol` readers and ends by `end`, with the
+    /// index after it: the one already there, or one made now from the slots up to `end` when
+    /// two or more of them go to every such reader. `None`: read slot `at` alone.
+    fn run_from(&mut self, at: usize, end: usize, protocol: usize) -> Option<(usize, Frame)> {
         if let Some(run) = &self.slots[at].runs[protocol] {
             // One that ends past `end` is not used: it would pull more than was asked.
             let run_end = usize::try_from(run.end - self.first).ok()?;
-            return (run_end <= end).then_some(run_end);
+            return (run_end <= end).then(|| (run_end, run.frame.clone()));
         }
         let budget = self
             .max_bytes
@@ -330,9 +328,9 @@ impl Ring {
         self.run_bytes += frame.len();
         self.slots[at].runs[protocol] = Some(Run {
             end: self.first + run_end as u64,
-            frame,
+            frame: frame.clone(),
         });
-        Some(run_end)
+        Some((run_end, frame))
     }
 }
 
