@@ -147,27 +147,21 @@ impl Frame {
     }
 
     /// The payload of each frame in it: one, or several for [`Frame::back_to_back`] (for
-    /// tests that decode what members receive).
+    /// tests that decode what members receive). Headers are read by tungstenite's own parser,
+    /// the one whose formatter wrote them.
     #[cfg(test)]
     pub(crate) fn payloads(&self) -> Vec<&[u8]> {
         let mut payloads = Vec::new();
-        let mut rest = &self.0[..];
-        while rest.len() >= 2 {
-            let (header, length) = match rest[1] & 0x7f {
-                126 => (4, usize::from(u16::from_be_bytes([rest[2], rest[3]]))),
-                127 => {
-                    let mut length = [0; 8];
-                    length.copy_from_slice(&rest[2..10]);
-                    (
-                        10,
-                        usize::try_from(u64::from_be_bytes(length)).expect("fits"),
-                    )
-                }
-                short => (2, usize::from(short)),
-            };
-            payloads.push(&rest[header..header + length]);
-            rest = &rest[header + length..];
+        let mut cursor = std::io::Cursor::new(&self.0[..]);
+        while let Some((_, length)) =
+            FrameHeader::parse(&mut cursor).expect("a server frame header")
+        {
+            let start = usize::try_from(cursor.position()).expect("fits");
+            let end = start + usize::try_from(length).expect("fits");
+            payloads.push(&self.0[start..end]);
+            cursor.set_position(end as u64);
         }
+        assert_eq!(cursor.position(), self.0.len() as u64, "whole frames only");
         payloads
     }
 }
