@@ -16,6 +16,8 @@ use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
 use crate::frames::Frame;
 
 /// Bytes charged per queued frame on top of its wire bytes: the queue slot itself. Without it
@@ -37,6 +39,10 @@ pub(crate) struct Outbox {
 struct Shared {
     state: Mutex<State>,
     max_bytes: usize,
+    /// Cancelled when the outbox overflows. The waker slot is the stream's, and hyper stops
+    /// polling a stream whose peer does not read, so the watchdog, which must see the overflow
+    /// of exactly such a reader, waits on this instead.
+    overflow_signal: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +94,7 @@ impl Outbox {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 max_bytes,
+                overflow_signal: CancellationToken::new(),
             }),
         }
     }
@@ -121,7 +128,12 @@ impl Outbox {
         if state.bytes + cost > self.shared.max_bytes {
             state.overflowed = true;
             state.frames = VecDeque::new();
-            return (Push::Overflowed, state.waker.take());
+            let waker = state.waker.take();
+            drop(state);
+            // Once per outbox, so waking the watchdog here (maybe under a room's lock) is
+            // not worth deferring like the stream's waker.
+            self.shared.overflow_signal.cancel();
+            return (Push::Overflowed, waker);
         }
         state.bytes += cost;
         state.frames.push_back(frame);
@@ -185,10 +197,10 @@ impl Outbox {
         self.state().bytes
     }
 
-    /// Whether the outbox overflowed, without waiting (and without taking the session's
-    /// waker slot: the SSE watchdog asks from another task).
-    pub(crate) fn is_overflowed(&self) -> bool {
-        self.state().overflowed
+    /// Completes once the outbox has overflowed, however it did (a push past the bound or
+    /// [`Outbox::overflow`]), without taking the session's waker slot. Cancel-safe.
+    pub(crate) fn overflow_signal(&self) -> WaitForCancellationFutureOwned {
+        self.shared.overflow_signal.clone().cancelled_owned()
     }
 
     /// Marks the outbox overflowed (a reader that stalled past its write timeout) and wakes
@@ -202,6 +214,7 @@ impl Outbox {
         if let Some(waker) = waker {
             waker.wake();
         }
+        self.shared.overflow_signal.cancel();
     }
 }
 

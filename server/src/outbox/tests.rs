@@ -115,3 +115,26 @@ fn a_fan_out_wakes_its_sessions_when_dropped() {
     drop(fan_out);
     assert_eq!(counter.wakes(), 1);
 }
+
+#[test]
+fn the_overflow_signal_wakes_its_waiter_when_a_push_passes_the_bound_or_a_stall_overflows() {
+    let message = frame(400);
+    for stalled in [false, true] {
+        let outbox = Outbox::new(2 * charge_of(&message) - 1);
+        let (wakes, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut signal = pin!(outbox.overflow_signal());
+        // A queued frame is not an overflow; nor does waiting take the stream's waker slot.
+        assert_eq!(outbox.push(message.clone()), Push::Queued);
+        assert!(signal.as_mut().poll(&mut cx).is_pending());
+        if stalled {
+            outbox.overflow();
+        } else {
+            assert_eq!(outbox.push(message.clone()), Push::Overflowed);
+        }
+        assert_eq!(wakes.wakes(), 1, "stalled: {stalled}");
+        assert!(signal.as_mut().poll(&mut cx).is_ready());
+        // A signal asked for afterwards is ready at once.
+        assert!(pin!(outbox.overflow_signal()).poll(&mut cx).is_ready());
+    }
+}

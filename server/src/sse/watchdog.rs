@@ -2,7 +2,8 @@
 //! its heartbeat, finding that it fell behind or stalled, and letting its connection go.
 //!
 //! One small task per follower, ending with the stream (`Watch::done`). It never takes the
-//! outbox's waker slot (that is the stream's): it looks at the outbox on each heartbeat.
+//! outbox's waker slot (that is the stream's): it waits on the outbox's overflow signal and
+//! looks at the outbox on each heartbeat.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,10 +41,10 @@ async fn run(
     loop {
         tokio::select! {
             () = watch.done.cancelled() => return,
+            // Right away, not at the next beat: a follower past --max-queue-bytes is counted
+            // and logged as evicted when it happens, even if its peer never reads again.
+            () = outbox.overflow_signal() => break,
             _ = ticks.tick() => {}
-        }
-        if outbox.is_overflowed() {
-            break;
         }
         let yielded = watch.yielded.load(Ordering::Relaxed);
         if yielded != last_yielded {

@@ -320,7 +320,9 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
         // Room for about 80 messages: the live follower never comes near it, the stalled one
         // passes it once its kernel buffers are full.
         max_queue_bytes: 256 * 1024,
-        sse_heartbeat: Duration::from_millis(200),
+        // No beat during the test: the eviction must follow from the overflow itself, not
+        // from the watchdog's next look.
+        sse_heartbeat: Duration::from_secs(600),
         write_timeout: Duration::from_secs(10),
         ..Config::default()
     };
