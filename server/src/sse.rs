@@ -214,7 +214,7 @@ async fn follow(
         drop(lease);
         memberships.push(membership);
     }
-    let watch = Arc::new(Watch::default());
+    let watch = Arc::new(Watch::new(memberships));
     watchdog::spawn(state.clone(), outbox.clone(), watch.clone(), abort);
     let cursor = (rooms.len() > 1).then(|| {
         let mut cursor = Cursor::default();
@@ -227,7 +227,6 @@ async fn follow(
     });
     let follower = Follower {
         outbox,
-        memberships,
         cursor,
         watch,
         state: state.clone(),

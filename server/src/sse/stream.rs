@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -26,8 +26,12 @@ use crate::registry::Membership;
 use crate::state::AppState;
 
 /// What the stream and its watchdog share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Watch {
+    /// The follower's rooms, left by whichever ends it first: the stream's last event, the
+    /// watchdog's eviction of a peer that does not read (hyper then no longer polls the
+    /// stream), or the stream's drop.
+    memberships: Mutex<Vec<Membership>>,
     /// Events handed to hyper so far: a watchdog that sees it stand still while bytes are
     /// queued knows the reader stalled.
     pub(crate) yielded: AtomicU64,
@@ -39,6 +43,32 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
+    /// Shared state for a follower of `memberships`.
+    pub(crate) fn new(memberships: Vec<Membership>) -> Self {
+        Self {
+            memberships: Mutex::new(memberships),
+            yielded: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            done: CancellationToken::new(),
+        }
+    }
+
+    /// Leaves every room, telling them `reason` (once: later calls find nothing to leave).
+    pub(crate) fn leave_all(&self, reason: Option<LeaveReason>) {
+        let memberships = std::mem::take(
+            &mut *self
+                .memberships
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        // Dropped outside the lock: leaving takes each room's lock.
+        for mut membership in memberships {
+            if let Some(reason) = reason {
+                membership.set_reason(reason);
+            }
+        }
+    }
+
     /// Counts the eviction of a slow follower, once.
     pub(crate) fn evict(&self, state: &AppState) {
         if !self.evicted.swap(true, Ordering::Relaxed) {
@@ -67,7 +97,6 @@ pub(crate) struct FollowerGuards {
 #[derive(Debug)]
 pub(crate) struct Follower {
     pub(crate) outbox: Outbox,
-    pub(crate) memberships: Vec<Membership>,
     /// Multi-room streams: every room's position, whose text replaces each event's one-room
     /// id. `None` for one room, whose events go out exactly as the room encoded them.
     pub(crate) cursor: Option<Cursor>,
@@ -145,9 +174,7 @@ impl Running {
     fn end(&mut self, event: &str, reason: &str, message: &str, leave: LeaveReason) -> Bytes {
         self.ended = true;
         let follower = &mut self.follower;
-        for mut membership in follower.memberships.drain(..) {
-            membership.set_reason(leave);
-        }
+        follower.watch.leave_all(Some(leave));
         follower.outbox.close();
         self.taken.clear();
         let config = &follower.state.config;
@@ -199,6 +226,7 @@ impl Follower {
 
 impl Drop for Follower {
     fn drop(&mut self) {
+        self.watch.leave_all(None);
         self.watch.done.cancel();
         self.outbox.close();
         self.state.metrics.follower_closed();

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use roomcast_protocol::LeaveReason;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::event;
@@ -67,6 +68,9 @@ async fn run(
         }
     }
     watch.evict(&state);
+    // Its rooms are left now: a peer that does not read would otherwise stay a member (in the
+    // count, keeping an expiring room alive) until its connection is let go below.
+    watch.leave_all(Some(LeaveReason::Slow));
     // If hyper polls the stream again it says `evicted` and ends. A peer that never reads
     // again is let go after --write-timeout, so it holds neither rooms nor a permit.
     tokio::select! {

@@ -323,7 +323,8 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
         // No beat during the test: the eviction must follow from the overflow itself, not
         // from the watchdog's next look.
         sse_heartbeat: Duration::from_secs(600),
-        write_timeout: Duration::from_secs(10),
+        // Nor is its connection let go during the test: it leaves its room by being evicted.
+        write_timeout: Duration::from_secs(600),
         ..Config::default()
     };
     let server = TestServer::start(config).await;
@@ -378,6 +379,11 @@ async fn a_follower_that_stops_reading_is_evicted_while_others_keep_receiving() 
             .contains("roomcast_evictions_total{reason=\"slow\"} 1"),
         "evicted after {published} messages"
     );
+    eventually(
+        "the evicted follower to leave while it still reads nothing",
+        || async { (server.sessions_in("busy").await == 1).then_some(()) },
+    )
+    .await;
     loop {
         let seen = within("the live follower's messages", counts.recv()).await;
         match seen {
