@@ -14,7 +14,8 @@
 //! protocol's rule: what history holds follows, and `event: gap` first when it cannot hold all.
 //!
 //! - `cursor`: the id codec; `event`: encoding events; `stream`: the response body;
-//!   `watchdog`: heartbeat, eviction of a follower that fell behind, letting its connection go.
+//!   `watchdog`: heartbeat, eviction of a follower that fell behind (it leaves its rooms then),
+//!   letting its connection go.
 
 pub(crate) mod cursor;
 pub(crate) mod event;

@@ -1,5 +1,6 @@
 //! What a follower needs while hyper is not polling its stream (the peer stopped reading):
-//! its heartbeat, finding that it fell behind or stalled, and letting its connection go.
+//! its heartbeat, finding that it fell behind or stalled (then leaving its rooms), and letting
+//! its connection go.
 //!
 //! One small task per follower, ending with the stream (`Watch::done`). It never takes the
 //! outbox's waker slot (that is the stream's): it waits on the outbox's overflow signal and
