@@ -29,14 +29,13 @@ fn typed_member(user: &str) -> Member {
     Member::session(UserName::new(user).expect("valid user"), Protocol::Typed)
 }
 
-/// Frames the ring holds for `membership` now.
+/// Messages the ring holds for `membership` now.
 fn unread(membership: &Membership) -> usize {
-    let mut frames = VecDeque::new();
     membership
         .room()
-        .pull(membership.key(), &mut frames, usize::MAX)
-        .expect("in place");
-    frames.iter().map(|frame| frame.payloads().len()).sum()
+        .pull(membership.key(), &mut VecDeque::new(), usize::MAX)
+        .expect("in place")
+        .frames
 }
 
 #[test]

@@ -35,6 +35,11 @@ use crate::room::MAX_RUN_BYTES;
 /// 4 KiB of stack.
 pub(super) const MAX_FRAMES_PER_WRITE: usize = 256;
 
+/// Bytes waiting for the socket at which a turn stops pulling from the rings: one full run
+/// (a run is one frame of many messages, so the frame count alone would not stop a turn). A
+/// session that cannot write leaves the rest in its rings, where `--max-queue-bytes` bounds it.
+const MAX_BYTES_PER_TURN: usize = MAX_RUN_BYTES;
+
 /// Frames on their way to one socket.
 #[derive(Debug)]
 pub(super) struct Writer {
@@ -114,12 +119,12 @@ impl Writer {
     }
 
     /// Pulls from the rings while fewer than [`MAX_FRAMES_PER_WRITE`] frames and less than
-    /// [`MAX_RUN_BYTES`] wait (a turn; a ring's run is one frame of many messages): the rest
-    /// stays in the rings, where a reader that does not keep up is bounded.
+    /// [`MAX_BYTES_PER_TURN`] wait (a turn): the rest stays in the rings, where a reader that
+    /// does not keep up is bounded.
     pub(super) fn top_up(&mut self, memberships: &Memberships) {
         for membership in memberships.iter() {
             let room_for = MAX_FRAMES_PER_WRITE.saturating_sub(self.frames.len());
-            if room_for == 0 || self.charged >= MAX_RUN_BYTES {
+            if room_for == 0 || self.charged >= MAX_BYTES_PER_TURN {
                 return;
             }
             self.pull_from(membership, room_for);
@@ -284,7 +289,7 @@ mod tests {
         writer.top_up(&memberships);
         let first_turn = writer.charged;
         assert!(
-            first_turn >= MAX_RUN_BYTES,
+            first_turn >= MAX_BYTES_PER_TURN,
             "a turn took {first_turn} bytes"
         );
         writer.top_up(&memberships);

@@ -3,6 +3,10 @@
 use super::*;
 use crate::room::tests::texts_of as texts;
 
+fn named(name: &str) -> UserName {
+    UserName::new(name).expect("valid user")
+}
+
 /// A message's tutorial and typed frames.
 fn message(text: &str) -> Frames {
     let json = format!(r#"{{"message":"{text}"}}"#);
@@ -11,7 +15,7 @@ fn message(text: &str) -> Frames {
 
 #[test]
 fn a_slot_goes_when_its_last_reader_passed_it() {
-    let user = UserName::new("ana").expect("valid user");
+    let user = named("ana");
     let mut ring = Ring::new(1 << 20);
     let (mut a, mut b) = (ring.cursor(), ring.cursor());
     ring.append(message("one"), None, 2);
@@ -35,7 +39,7 @@ fn a_slot_goes_when_its_last_reader_passed_it() {
 
 #[test]
 fn a_reader_past_the_bound_loses_its_place() {
-    let user = UserName::new("ana").expect("valid user");
+    let user = named("ana");
     // Each slot is 17 bytes: two fit, three do not.
     let mut ring = Ring::new(40);
     let (mut slow, mut fast) = (ring.cursor(), ring.cursor());
@@ -76,7 +80,7 @@ fn entries(frames: &VecDeque<Frame>) -> Vec<Vec<String>> {
 
 #[test]
 fn members_who_pull_the_same_slots_share_one_run() {
-    let user = UserName::new("ana").expect("valid user");
+    let user = named("ana");
     let mut ring = Ring::new(1 << 20);
     let mut cursors = [ring.cursor(), ring.cursor(), ring.cursor()];
     for text in ["one", "two", "three"] {
@@ -108,10 +112,7 @@ fn members_who_pull_the_same_slots_share_one_run() {
 
 #[test]
 fn a_run_stops_at_a_presence_event_and_at_the_pull_limit() {
-    let (ana, bob) = (
-        UserName::new("ana").expect("valid user"),
-        UserName::new("bob").expect("valid user"),
-    );
+    let (ana, bob) = (named("ana"), named("bob"));
     let mut ring = Ring::new(1 << 20);
     let (mut a, mut b, mut c) = (ring.cursor(), ring.cursor(), ring.cursor());
     ring.append(message("m1"), None, 3);
@@ -145,7 +146,7 @@ fn a_run_stops_at_a_presence_event_and_at_the_pull_limit() {
 
 #[test]
 fn runs_hold_no_more_than_the_ring_bound() {
-    let user = UserName::new("ana").expect("valid user");
+    let user = named("ana");
     // Each slot is 17 bytes: three fit, and one run of them.
     let mut ring = Ring::new(60);
     let (mut x, mut y, mut z) = (ring.cursor(), ring.cursor(), ring.cursor());
@@ -172,10 +173,7 @@ fn runs_hold_no_more_than_the_ring_bound() {
 
 #[test]
 fn presence_skips_tutorial_members_and_the_excepted_user() {
-    let (ana, bob) = (
-        UserName::new("ana").expect("valid user"),
-        UserName::new("bob").expect("valid user"),
-    );
+    let (ana, bob) = (named("ana"), named("bob"));
     let mut ring = Ring::new(1 << 20);
     let mut cursors = [ring.cursor(), ring.cursor(), ring.cursor()];
     let frame = Frame::text(r#"{"type":"join"}"#);
